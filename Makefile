@@ -1,0 +1,61 @@
+# Deep Learning Notes, Verified — the two commands are `make book` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The environment is rebuilt when the pins or the package metadata change.
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
+NOTEBOOKS := $(sort $(wildcard chapters/*.ipynb))
+JB_FLAGS := -W -n --keep-going
+export PYTHONHASHSEED := 0
+export MPLBACKEND := Agg
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: help venv book test lint unit nbval browser links execute lab clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+
+$(STAMP):
+	@if ! $(BIN)/python -c 'import sys; assert sys.version_info[:2] >= (3, 11)' 2>/dev/null; then \
+	  echo "Creating $(VENV)"; rm -rf $(VENV); $(PYTHON) -m venv $(VENV); fi
+	rm -f $(VENV)/.installed-*
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+venv: $(STAMP)  ## create or refresh .venv with the exact pins and the package
+
+book: $(STAMP)  ## set up and build the HTML book into _build/html
+	$(BIN)/jupyter-book build . $(JB_FLAGS)
+	@echo "The book is at $(CURDIR)/_build/html/index.html"
+
+lint: $(STAMP)  ## ruff over the package, tests, scripts and notebooks
+	$(BIN)/ruff check src tests scripts _ext chapters
+
+unit: $(STAMP)  ## unit tests of the package
+	$(BIN)/python -m pytest -q -n auto --dist loadscope tests -m "not browser"
+
+nbval: $(STAMP)  ## re-run every notebook; stored outputs must reproduce
+	$(BIN)/python -m pytest -q --nbval --nbval-current-env -n auto --dist loadscope $(NOTEBOOKS)
+
+browser: $(STAMP)  ## real-browser and link tests over the built book
+	$(BIN)/python -m pytest -q tests -m browser
+
+test: lint unit nbval book browser  ## set up, then lint, unit tests, nbval, book build, browser
+
+execute: $(STAMP)  ## re-execute every notebook in place, in a fresh kernel each
+	$(BIN)/python scripts/execute_notebooks.py $(NOTEBOOKS)
+
+lab: $(STAMP)  ## open JupyterLab with the project's environment as its kernel
+	$(BIN)/jupyter lab chapters/
+
+clean:  ## remove the build, caches and the virtual environment
+	rm -rf _build .pytest_cache .ruff_cache .hypothesis $(VENV)
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . -name .ipynb_checkpoints -type d -prune -exec rm -rf {} +

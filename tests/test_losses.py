@@ -1,0 +1,160 @@
+"""dlnotes.losses against torch's built-ins, closed forms and independent solvers."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.linear_model import QuantileRegressor
+
+from dlnotes.losses import (
+    binary_cross_entropy_with_logits,
+    fit_linear,
+    gaussian_nll,
+    laplace_nll,
+    saturated_sigmoid_training,
+    scaled_cosine_error,
+)
+
+floats = st.floats(-50, 50, allow_nan=False, width=64)
+
+
+@pytest.mark.parametrize("sigma", [0.1, 1.0, 3.7])
+def test_gaussian_nll_matches_torch_full_gaussian_nll(sigma):
+    pred = torch.randn(40, dtype=torch.float64)
+    target = torch.randn(40, dtype=torch.float64)
+    var = torch.full_like(pred, sigma**2)
+    expected = torch.nn.GaussianNLLLoss(full=True, eps=0.0)(pred, target, var)
+    assert torch.allclose(gaussian_nll(pred, target, sigma), expected, rtol=1e-12)
+
+
+def test_gaussian_nll_is_minus_log_of_the_normal_density():
+    pred, target, sigma = torch.tensor([0.3]), torch.tensor([1.1]), 0.7
+    density = torch.distributions.Normal(pred, sigma).log_prob(target)
+    assert torch.allclose(gaussian_nll(pred, target, sigma), -density.mean())
+
+
+@pytest.mark.parametrize("b", [0.2, 1.0, 5.0])
+def test_laplace_nll_matches_torch_distribution(b):
+    pred = torch.randn(30, dtype=torch.float64)
+    target = torch.randn(30, dtype=torch.float64)
+    expected = -torch.distributions.Laplace(pred, b).log_prob(target).mean()
+    assert torch.allclose(laplace_nll(pred, target, b), expected, rtol=1e-12)
+
+
+@given(st.lists(st.tuples(floats, st.floats(0, 1)), min_size=1, max_size=20))
+@settings(max_examples=60, deadline=None)
+def test_bce_with_logits_and_its_gradient_match_torch_for_any_logits_and_targets(pairs):
+    logits = torch.tensor([p[0] for p in pairs], dtype=torch.float64)
+    target = torch.tensor([p[1] for p in pairs], dtype=torch.float64)
+    mine_logits = logits.clone().requires_grad_(True)
+    ref_logits = logits.clone().requires_grad_(True)
+    mine = binary_cross_entropy_with_logits(mine_logits, target)
+    expected = F.binary_cross_entropy_with_logits(ref_logits, target)
+    assert torch.allclose(mine, expected, rtol=1e-10, atol=1e-12)
+    mine.backward()
+    expected.backward()
+    assert torch.allclose(mine_logits.grad, ref_logits.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_bce_gradient_at_zero_logit_is_sigmoid_minus_target():
+    z = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    binary_cross_entropy_with_logits(z, torch.ones(1, dtype=torch.float64)).backward()
+    assert float(z.grad[0]) == pytest.approx(-0.5)
+
+
+def test_bce_with_logits_is_finite_and_exact_at_extreme_logits():
+    logits = torch.tensor([1e4, -1e4, 1e4, -1e4], requires_grad=True)
+    target = torch.tensor([1.0, 0.0, 0.0, 1.0])
+    loss = binary_cross_entropy_with_logits(logits, target)
+    loss.backward()
+    # Two confident right answers cost 0, two confident wrong ones cost 1e4 each.
+    assert torch.isfinite(loss) and math.isclose(float(loss.detach()), 2e4 / 4, rel_tol=1e-6)
+    assert torch.isfinite(logits.grad).all()
+    assert torch.allclose(logits.grad, torch.tensor([0.0, 0.0, 0.25, -0.25]))
+
+
+@given(st.integers(1, 6), st.floats(0.5, 4.0))
+@settings(max_examples=30, deadline=None)
+def test_scaled_cosine_error_with_gamma_one_is_mean_one_minus_cosine(n, gamma):
+    x = torch.randn(n, 5, dtype=torch.float64)
+    z = torch.randn(n, 5, dtype=torch.float64)
+    cos = (x * z).sum(1) / (x.norm(dim=1) * z.norm(dim=1))
+    assert torch.allclose(scaled_cosine_error(x, z, 1.0), (1 - cos).mean())
+    assert torch.allclose(scaled_cosine_error(x, z, gamma), ((1 - cos) ** gamma).mean())
+
+
+def test_scaled_cosine_error_is_zero_for_aligned_and_scale_invariant():
+    x = torch.randn(4, 3, dtype=torch.float64)
+    assert float(scaled_cosine_error(x, 3.0 * x, 2.0)) == pytest.approx(0.0, abs=1e-12)
+    z = torch.randn(4, 3, dtype=torch.float64)
+    assert torch.allclose(scaled_cosine_error(x, z, 2.0), scaled_cosine_error(5 * x, z, 2.0))
+
+
+def test_larger_gamma_shrinks_gradient_of_nearly_aligned_pairs_relative_to_bad_ones():
+    x = torch.tensor([[1.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
+    z = torch.tensor([[1.0, 0.2], [-1.0, 0.5]], dtype=torch.float64, requires_grad=True)
+    ratios = []
+    for gamma in (1.0, 2.0, 3.0):
+        (g,) = torch.autograd.grad(scaled_cosine_error(x, z, gamma), z)
+        ratios.append(float(g[0].norm() / g[1].norm()))
+    assert ratios[0] > ratios[1] > ratios[2]
+
+
+def test_fit_linear_with_gaussian_nll_is_least_squares():
+    X = torch.randn(80, 2, dtype=torch.float64)
+    y = X @ torch.tensor([1.5, -2.0], dtype=torch.float64) + 0.3 + 0.1 * torch.randn(80,
+                                                                                      dtype=torch.float64)
+    w, b = fit_linear(X, y, gaussian_nll)
+    A = torch.cat([X, torch.ones(80, 1, dtype=torch.float64)], 1)
+    ref = torch.linalg.lstsq(A, y).solution
+    assert torch.allclose(torch.cat([w, b[None]]), ref, atol=1e-4)
+
+
+def test_fit_linear_with_laplace_nll_is_least_absolute_deviations():
+    gen = np.random.default_rng(1)
+    X = gen.normal(size=(60, 1))
+    y = 2 * X[:, 0] + gen.standard_cauchy(60)
+    w, b = fit_linear(torch.as_tensor(X), torch.as_tensor(y), laplace_nll, steps=4000)
+    ref = QuantileRegressor(quantile=0.5, alpha=0.0, solver="highs").fit(X, y)
+    mine = np.abs(y - X[:, 0] * float(w[0]) - float(b)).mean()
+    best = np.abs(y - ref.predict(X)).mean()
+    assert mine == pytest.approx(best, rel=1e-4)
+
+
+def test_squared_error_learns_slower_than_cross_entropy_through_a_saturated_sigmoid():
+    X = torch.randn(200, 3, dtype=torch.float64)
+    y = (X[:, 0] > 0).long()
+    ce = saturated_sigmoid_training(X, y, "ce", epochs=80)
+    mse = saturated_sigmoid_training(X, y, "mse", epochs=80)
+    assert ce[-1] > 0.9 and mse[-1] < 0.7
+
+
+@pytest.mark.parametrize(
+    ("call", "argument"),
+    [
+        (lambda: gaussian_nll(torch.zeros(3), torch.zeros(3), sigma=0.0), "sigma"),
+        (lambda: gaussian_nll(torch.zeros(3), torch.zeros(3), sigma=-1.0), "sigma"),
+        (lambda: gaussian_nll(torch.zeros(3), torch.zeros(4)), "shape"),
+        (lambda: gaussian_nll(torch.tensor([float("nan")]), torch.zeros(1)), "pred"),
+        (lambda: laplace_nll(torch.zeros(3), torch.zeros(3), b=0.0), "b"),
+        (lambda: laplace_nll(torch.zeros(3), torch.tensor([0.0, float("inf"), 1.0])), "target"),
+        (lambda: binary_cross_entropy_with_logits(torch.zeros(2), torch.tensor([0.0, 2.0])),
+         "target"),
+        (lambda: binary_cross_entropy_with_logits(torch.zeros(2), torch.zeros(3)), "shape"),
+        (lambda: scaled_cosine_error(torch.ones(2, 3), torch.ones(2, 3), gamma=0.0), "gamma"),
+        (lambda: scaled_cosine_error(torch.zeros(2, 3), torch.ones(2, 3)), "zero"),
+        (lambda: scaled_cosine_error(torch.ones(3), torch.ones(3)), "shape"),
+        (lambda: saturated_sigmoid_training(torch.zeros(2, 1), torch.tensor([0, 2]), "ce"),
+         "labels"),
+        (lambda: saturated_sigmoid_training(torch.zeros(2, 1), torch.tensor([0, 1]), "hinge"),
+         "loss"),
+        (lambda: fit_linear(torch.zeros(3), torch.zeros(3), gaussian_nll), "X"),
+    ],
+)
+def test_bad_input_raises_value_error_naming_the_problem(call, argument):
+    with pytest.raises(ValueError, match=argument):
+        call()
