@@ -11,6 +11,8 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum 
 NOTEBOOKS := $(sort $(wildcard chapters/*.ipynb))
 JB_FLAGS := -W -n --keep-going
 export PYTHONHASHSEED := 0
+# The package is imported from this tree's src/ even when .venv is shared between checkouts.
+export PYTHONPATH := $(CURDIR)/src
 export MPLBACKEND := Agg
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
