@@ -13,7 +13,6 @@ JB_FLAGS := -W -n --keep-going
 export PYTHONHASHSEED := 0
 # The package is imported from this tree's src/ even when .venv is shared between checkouts.
 export PYTHONPATH := $(CURDIR)/src
-export MPLBACKEND := Agg
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
