@@ -13,6 +13,8 @@ JB_FLAGS := -W -n --keep-going
 export PYTHONHASHSEED := 0
 # The package is imported from this tree's src/ even when .venv is shared between checkouts.
 export PYTHONPATH := $(CURDIR)/src
+# Kernels and data from .venv win over a user-level Jupyter set-up.
+export JUPYTER_PREFER_ENV_PATH := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
