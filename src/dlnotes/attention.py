@@ -1,0 +1,585 @@
+r"""Scaled dot-product and additive attention, masks and softmax temperature. Used in chapter 5,
+"Attention: why divide by √d_k".
+
+Conventions shared by every function here:
+
+- Queries have shape ``(..., L, d_q)``, keys ``(..., S, d_k)``, values ``(..., S, d_v)``; the
+  leading (batch) dimensions broadcast. Attention weights have shape ``(..., L, S)``, one
+  probability distribution over the ``S`` keys per query.
+- A mask is a *boolean* tensor broadcastable to ``(..., L, S)`` that is ``True`` where a query
+  **may** attend to a key (the convention of
+  ``torch.nn.functional.scaled_dot_product_attention``). Masked weights are exactly 0.
+- A query whose mask row is all ``False`` has nothing to attend to. PyTorch's built-in silently
+  returns a zero output for such a row; here it raises ``ValueError``, because a fully masked
+  row is almost always a bug (for example a padded *query* position combined with a mask that
+  also hides every key).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from dlnotes.validation import check_finite, check_int_at_least, check_positive
+
+__all__ = [
+    "scaled_dot_product_attention",
+    "causal_mask",
+    "padding_mask",
+    "softmax_with_temperature",
+    "softmax_jacobian",
+    "AdditiveAttention",
+    "Saturation",
+    "attention_saturation",
+    "RetrievalBatch",
+    "retrieval_batch",
+    "DotProductRetriever",
+    "train_retrieval",
+]
+
+
+def _check_tensor(name: str, x: object, min_ndim: int) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must have a floating dtype, got {x.dtype}")
+    if x.ndim < min_ndim:
+        raise ValueError(f"{name} must have at least {min_ndim} dimensions, "
+                         f"got shape {tuple(x.shape)}")
+    check_finite(name, x)
+
+
+def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        _check_tensor(name, t, 2)
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"k and v must have the same number of positions S (dimension -2), "
+                         f"got {k.shape[-2]} and {v.shape[-2]}")
+    try:
+        torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    except RuntimeError:
+        raise ValueError(f"the batch dimensions of q, k and v must broadcast, got "
+                         f"{tuple(q.shape)}, {tuple(k.shape)} and {tuple(v.shape)}") from None
+
+
+def _attend(scores: torch.Tensor, v: torch.Tensor,
+            mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masked softmax over the last dimension of ``scores``, then the weighted sum of ``v``."""
+    if not bool(torch.isfinite(scores).all()):
+        raise ValueError("the attention scores overflowed (inf or NaN); rescale q and k")
+    if mask is not None:
+        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+            raise ValueError("mask must be a boolean tensor (True = may attend), got "
+                             f"{getattr(mask, 'dtype', type(mask).__name__)}")
+        try:
+            shape = torch.broadcast_shapes(mask.shape, scores.shape)
+        except RuntimeError:
+            shape = None
+        if shape != scores.shape:
+            raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to the "
+                             f"scores' shape (..., L, S) = {tuple(scores.shape)}")
+        if not bool(mask.expand(scores.shape).any(dim=-1).all()):
+            raise ValueError("mask leaves a query with no key to attend to (a fully masked "
+                             "row); every query needs at least one True entry")
+        scores = scores.masked_fill(~mask, float("-inf"))
+    # torch.softmax subtracts the row maximum before exponentiating, so large finite scores
+    # cannot overflow; exp(-inf) = 0 makes masked weights exactly 0.
+    weights = torch.softmax(scores, dim=-1)
+    return weights @ v, weights
+
+
+def scaled_dot_product_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    scale: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Scaled dot-product attention, returning the output and the attention weights.
+
+    .. math::
+        \operatorname{Attention}(Q, K, V) = \operatorname{softmax}\!\Big(\frac{QK^\top}
+        {\sqrt{d_k}}\Big) V
+
+    with the weights of masked (``False``) query–key pairs set to exactly 0. The output equals
+    ``torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)``
+    wherever the latter is defined.
+
+    Parameters
+    ----------
+    q
+        Queries, shape ``(..., L, d_k)``.
+    k
+        Keys, shape ``(..., S, d_k)``.
+    v
+        Values, shape ``(..., S, d_v)``.
+    mask
+        Optional boolean tensor broadcastable to ``(..., L, S)``; ``True`` where attending is
+        allowed. Every query must be allowed at least one key.
+    scale
+        Factor multiplying the scores, > 0; ``None`` means :math:`1/\sqrt{d_k}`. Pass
+        ``scale=1.0`` for unscaled dot-product attention.
+
+    Returns
+    -------
+    output, weights
+        ``output`` of shape ``(..., L, d_v)`` and ``weights`` of shape ``(..., L, S)``, each row
+        of ``weights`` a probability distribution.
+
+    Raises
+    ------
+    ValueError
+        If an input is not a finite floating tensor of rank ≥ 2, ``q`` and ``k`` differ in
+        their last dimension, ``k`` and ``v`` in their number of positions, the batch
+        dimensions do not broadcast, ``scale`` is not > 0, ``mask`` is not boolean or does not
+        broadcast, a mask row is entirely ``False``, or the scores overflow.
+    """
+    _check_qkv(q, k, v)
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"q and k must have the same size d_k (last dimension) for a dot "
+                         f"product, got {q.shape[-1]} and {k.shape[-1]}; additive attention "
+                         f"accepts different sizes")
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[-1])
+    else:
+        check_positive("scale", scale)
+    scores = (q @ k.transpose(-2, -1)) * scale
+    return _attend(scores, v, mask)
+
+
+def causal_mask(n: int) -> torch.Tensor:
+    """The decoder's causal mask: position ``t`` may attend to positions ``0, …, t`` only.
+
+    Parameters
+    ----------
+    n
+        Sequence length, ≥ 1.
+
+    Returns
+    -------
+    torch.Tensor
+        Boolean ``(n, n)``, lower triangular (``mask[t, s]`` is ``True`` iff ``s <= t``); the
+        same as ``is_causal=True`` in PyTorch's attention.
+
+    Raises
+    ------
+    ValueError
+        If ``n`` is not an integer ≥ 1.
+    """
+    check_int_at_least("n", n, 1)
+    return torch.ones(n, n, dtype=torch.bool).tril()
+
+
+def padding_mask(lengths: list[int] | torch.Tensor, max_len: int) -> torch.Tensor:
+    """A key-padding mask: sequence ``b`` has ``lengths[b]`` real tokens, then padding.
+
+    Parameters
+    ----------
+    lengths
+        True lengths of the ``B`` sequences, each in ``[1, max_len]``.
+    max_len
+        Padded length ``S``, ≥ 1.
+
+    Returns
+    -------
+    torch.Tensor
+        Boolean ``(B, 1, S)``, ``True`` at real key positions; it broadcasts over the queries,
+        and combines with :func:`causal_mask` by ``&``.
+
+    Raises
+    ------
+    ValueError
+        If ``max_len`` < 1 or a length lies outside ``[1, max_len]`` (a length of 0 would leave
+        every query with nothing to attend to).
+    """
+    check_int_at_least("max_len", max_len, 1)
+    lengths_t = torch.as_tensor(lengths)
+    if lengths_t.ndim != 1 or lengths_t.dtype.is_floating_point or lengths_t.dtype == torch.bool:
+        raise ValueError(f"lengths must be a 1-D sequence of integers, got {lengths!r}")
+    if bool(((lengths_t < 1) | (lengths_t > max_len)).any()):
+        raise ValueError(f"lengths must lie in [1, {max_len}], got {lengths_t.tolist()}")
+    positions = torch.arange(max_len)
+    return (positions[None, :] < lengths_t[:, None])[:, None, :]
+
+
+def softmax_with_temperature(logits: torch.Tensor, tau: float, dim: int = -1) -> torch.Tensor:
+    r"""The tempered softmax :math:`p_i = e^{z_i/\tau} / \sum_j e^{z_j/\tau}`.
+
+    :math:`\tau \to 0^+` tends to the arg-max (ties share equally), :math:`\tau = 1` is the
+    plain softmax and :math:`\tau \to \infty` the uniform distribution. The maximum is
+    subtracted *before* dividing by τ, so a tiny τ gives an exact one-hot vector rather than
+    ``inf / inf``.
+
+    Parameters
+    ----------
+    logits
+        Finite scores :math:`z`, any shape.
+    tau
+        Temperature, > 0.
+    dim
+        Dimension over which the probabilities sum to 1.
+
+    Returns
+    -------
+    torch.Tensor
+        Probabilities of the same shape as ``logits``.
+
+    Raises
+    ------
+    ValueError
+        If ``tau`` ≤ 0 or is not finite, or ``logits`` is not a finite floating tensor.
+    """
+    check_positive("tau", tau)
+    _check_tensor("logits", logits, 1)
+    shifted = logits - logits.amax(dim=dim, keepdim=True)
+    return torch.softmax(shifted / tau, dim=dim)
+
+
+def softmax_jacobian(p: torch.Tensor) -> torch.Tensor:
+    r"""The Jacobian :math:`\partial p / \partial z = \operatorname{diag}(p) - pp^\top` of
+    :math:`p = \operatorname{softmax}(z)`, from the probabilities.
+
+    Parameters
+    ----------
+    p
+        Probabilities, shape ``(..., n)``, non-negative, summing to 1 over the last dimension.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(..., n, n)``; symmetric, and 0 when ``p`` is one-hot.
+
+    Raises
+    ------
+    ValueError
+        If ``p`` is not a finite floating tensor of non-negative rows summing to 1.
+    """
+    _check_tensor("p", p, 1)
+    tol = 1e-5 if p.dtype in (torch.float16, torch.bfloat16, torch.float32) else 1e-10
+    if bool((p < 0).any()) or bool(((p.sum(-1) - 1).abs() > tol).any()):
+        raise ValueError("p must hold non-negative rows that sum to 1")
+    return torch.diag_embed(p) - p[..., :, None] * p[..., None, :]
+
+
+class AdditiveAttention(nn.Module):
+    r"""Additive (Bahdanau) attention, for queries and keys of different sizes.
+
+    .. math::
+        e_{ts} = w^\top \tanh(W_q q_t + W_k k_s), \qquad
+        a_{t\cdot} = \operatorname{softmax}(e_{t\cdot}), \qquad o_t = \sum_s a_{ts} v_s
+
+    :math:`W_q` maps the ``d_q``-dimensional query and :math:`W_k` the ``d_k``-dimensional key
+    into a common ``d_hidden``-dimensional space, so ``d_q`` and ``d_k`` may differ. Because
+    :math:`|\tanh| < 1`, every score is bounded by :math:`\lVert w \rVert_1` whatever the input
+    size. The layers have no bias, as in Bahdanau et al. (2015).
+
+    Parameters
+    ----------
+    d_q, d_k, d_hidden
+        Query size, key size and hidden size, each ≥ 1.
+
+    Raises
+    ------
+    ValueError
+        If a size is not an integer ≥ 1.
+    """
+
+    def __init__(self, d_q: int, d_k: int, d_hidden: int) -> None:
+        for name, value in (("d_q", d_q), ("d_k", d_k), ("d_hidden", d_hidden)):
+            check_int_at_least(name, value, 1)
+        super().__init__()
+        self.W_q = nn.Linear(d_q, d_hidden, bias=False)
+        self.W_k = nn.Linear(d_k, d_hidden, bias=False)
+        self.w = nn.Linear(d_hidden, 1, bias=False)
+
+    def scores(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """Unnormalised scores ``e`` of shape ``(..., L, S)`` for queries and keys."""
+        d_q, d_k = self.W_q.in_features, self.W_k.in_features
+        dtype = self.W_q.weight.dtype
+        if q.dtype != dtype or k.dtype != dtype:
+            raise ValueError(f"q and k must have the module's dtype {dtype}, got {q.dtype} and "
+                             f"{k.dtype} (convert the module with .double() or the inputs)")
+        if q.shape[-1] != d_q:
+            raise ValueError(f"q must have last dimension d_q = {d_q}, got {q.shape[-1]}")
+        if k.shape[-1] != d_k:
+            raise ValueError(f"k must have last dimension d_k = {d_k}, got {k.shape[-1]}")
+        hidden = self.W_q(q).unsqueeze(-2) + self.W_k(k).unsqueeze(-3)  # (..., L, S, h)
+        return self.w(torch.tanh(hidden)).squeeze(-1)
+
+    def forward(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attend from queries ``(..., L, d_q)`` to keys ``(..., S, d_k)`` with values
+        ``(..., S, d_v)``.
+
+        Parameters
+        ----------
+        q, k, v
+            Queries, keys and values (floating tensors of the module's dtype).
+        mask
+            Optional boolean mask broadcastable to ``(..., L, S)``, ``True`` = may attend.
+
+        Returns
+        -------
+        output, weights
+            Shapes ``(..., L, d_v)`` and ``(..., L, S)``.
+
+        Raises
+        ------
+        ValueError
+            For the module's sizes not matching ``q`` or ``k``, and the input and mask
+            errors of :func:`scaled_dot_product_attention`.
+        """
+        _check_qkv(q, k, v)
+        return _attend(self.scores(q, k), v, mask)
+
+
+class Saturation(NamedTuple):
+    """How peaked softmax attention is, averaged over random queries and keys."""
+
+    mean_max_weight: float
+    median_jacobian_norm: float
+
+
+def attention_saturation(
+    d_k: int,
+    *,
+    n_keys: int = 16,
+    n_samples: int = 1000,
+    scale: float | None = None,
+    generator: torch.Generator | None = None,
+) -> Saturation:
+    r"""Monte Carlo: how close softmax attention over random keys is to one-hot.
+
+    Draws ``n_samples`` queries and ``n_keys`` keys per query with independent standard normal
+    components (Vaswani et al.'s assumption), computes the weights
+    :math:`p = \operatorname{softmax}(\text{scale}\cdot q^\top k_s)` and reports the mean of
+    :math:`\max_s p_s` and the median Frobenius norm of the softmax Jacobian
+    :math:`\operatorname{diag}(p) - pp^\top` (:func:`softmax_jacobian`). The norm is 0 for a
+    one-hot ``p``, 1/2 for two keys sharing the weight equally and :math:`\sqrt{n-1}/n` for
+    uniform weights over ``n`` keys.
+
+    Parameters
+    ----------
+    d_k
+        Size of queries and keys, ≥ 1.
+    n_keys
+        Keys per query, ≥ 2.
+    n_samples
+        Number of queries, ≥ 1.
+    scale
+        Score factor, > 0; ``None`` means :math:`1/\sqrt{d_k}`, ``1.0`` unscaled.
+    generator
+        Source of randomness (a fresh unseeded one if ``None``). Calls with equally seeded
+        generators and different ``scale`` see the same queries and keys.
+
+    Returns
+    -------
+    Saturation
+        ``(mean_max_weight, median_jacobian_norm)`` as floats.
+
+    Raises
+    ------
+    ValueError
+        If a size is out of range or ``scale`` is not > 0.
+    """
+    check_int_at_least("d_k", d_k, 1)
+    check_int_at_least("n_keys", n_keys, 2)
+    check_int_at_least("n_samples", n_samples, 1)
+    scale = 1.0 / math.sqrt(d_k) if scale is None else scale
+    check_positive("scale", scale)
+    max_weight, jac_norm = [], []
+    for start in range(0, n_samples, 250):  # chunks keep memory small at large d_k
+        m = min(250, n_samples - start)
+        q = torch.randn(m, 1, d_k, generator=generator, dtype=torch.float64)
+        k = torch.randn(m, n_keys, d_k, generator=generator, dtype=torch.float64)
+        p = torch.softmax(scale * (q @ k.transpose(-2, -1))[:, 0], dim=-1)
+        max_weight.append(p.amax(dim=-1))
+        jac_norm.append(torch.linalg.matrix_norm(softmax_jacobian(p)))
+    return Saturation(float(torch.cat(max_weight).mean()), float(torch.cat(jac_norm).median()))
+
+
+class RetrievalBatch(NamedTuple):
+    """One batch of the key–value retrieval task (see :func:`retrieval_batch`)."""
+
+    query: torch.Tensor
+    keys: torch.Tensor
+    values: torch.Tensor
+    target: torch.Tensor
+
+
+def retrieval_batch(
+    batch_size: int,
+    n_pairs: int,
+    d_in: int,
+    d_v: int,
+    noise: float,
+    generator: torch.Generator,
+) -> RetrievalBatch:
+    """A batch of the retrieval task: find the value whose key the query is a noisy copy of.
+
+    Each example holds ``n_pairs`` keys and values with independent standard normal components;
+    the query is key ``target`` plus Gaussian noise of standard deviation ``noise``. A model
+    solves the task by putting its attention weight on key ``target`` and returning its value.
+
+    Parameters
+    ----------
+    batch_size, n_pairs, d_in, d_v
+        Examples (≥ 1), key–value pairs per example (≥ 2), key size (≥ 1), value size (≥ 1).
+    noise
+        Standard deviation of the query noise, ≥ 0.
+    generator
+        Source of randomness.
+
+    Returns
+    -------
+    RetrievalBatch
+        ``query`` ``(B, 1, d_in)``, ``keys`` ``(B, n, d_in)``, ``values`` ``(B, n, d_v)``,
+        ``target`` ``(B,)`` (int64 index of the matching key), all float32 but ``target``.
+
+    Raises
+    ------
+    ValueError
+        If a size is out of range or ``noise`` < 0.
+    """
+    check_int_at_least("batch_size", batch_size, 1)
+    check_int_at_least("n_pairs", n_pairs, 2)
+    check_int_at_least("d_in", d_in, 1)
+    check_int_at_least("d_v", d_v, 1)
+    check_finite("noise", noise)
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0, got {noise!r}")
+    keys = torch.randn(batch_size, n_pairs, d_in, generator=generator)
+    values = torch.randn(batch_size, n_pairs, d_v, generator=generator)
+    target = torch.randint(n_pairs, (batch_size,), generator=generator)
+    query = keys[torch.arange(batch_size), target] + noise * torch.randn(
+        batch_size, d_in, generator=generator)
+    return RetrievalBatch(query[:, None, :], keys, values, target)
+
+
+class DotProductRetriever(nn.Module):
+    r"""One dot-product attention layer with learned query and key projections.
+
+    Queries and keys of size ``d_in`` are projected to size ``d_k`` by bias-free linear maps
+    whose weights start as :math:`\mathcal N(0, 1/d_\text{in})`, so for inputs with unit-variance
+    components the projected components have variance 1 (the assumption behind the
+    :math:`1/\sqrt{d_k}` factor). The values are passed through unchanged.
+
+    Parameters
+    ----------
+    d_in, d_k
+        Input size and projected size, each ≥ 1.
+    scaled
+        Multiply the scores by :math:`1/\sqrt{d_k}` (``True``) or not (``False``).
+    generator
+        Source of the initial weights.
+
+    Raises
+    ------
+    ValueError
+        If a size is not an integer ≥ 1.
+    """
+
+    def __init__(self, d_in: int, d_k: int, *, scaled: bool,
+                 generator: torch.Generator | None = None) -> None:
+        check_int_at_least("d_in", d_in, 1)
+        check_int_at_least("d_k", d_k, 1)
+        super().__init__()
+        std = 1.0 / math.sqrt(d_in)
+        self.W_q = nn.Parameter(std * torch.randn(d_k, d_in, generator=generator))
+        self.W_k = nn.Parameter(std * torch.randn(d_k, d_in, generator=generator))
+        self.scale = 1.0 / math.sqrt(d_k) if scaled else 1.0
+
+    def forward(self, query: torch.Tensor, keys: torch.Tensor,
+                values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(output, weights)`` from :func:`scaled_dot_product_attention`."""
+        return scaled_dot_product_attention(query @ self.W_q.T, keys @ self.W_k.T, values,
+                                            scale=self.scale)
+
+
+def train_retrieval(
+    d_k: int,
+    scaled: bool,
+    *,
+    steps: int = 300,
+    lr: float = 3e-3,
+    optimizer: str = "adam",
+    batch_size: int = 64,
+    n_pairs: int = 16,
+    d_in: int = 16,
+    d_v: int = 8,
+    noise: float = 0.5,
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    r"""Train a :class:`DotProductRetriever` on fresh :func:`retrieval_batch` batches.
+
+    The loss is the squared error between the attention output and the target value, summed
+    over the value's components and averaged over the batch. Because it reaches the scores
+    only through the softmax Jacobian, a saturated softmax passes back little gradient.
+
+    Parameters
+    ----------
+    d_k
+        Projected size of queries and keys, ≥ 1.
+    scaled
+        Use the :math:`1/\sqrt{d_k}` factor or not.
+    steps, lr
+        Training steps (≥ 1) and learning rate (> 0).
+    optimizer
+        ``"adam"`` or ``"sgd"``.
+    batch_size, n_pairs, d_in, d_v, noise
+        Task parameters, see :func:`retrieval_batch`.
+    seed
+        Seeds the initial weights and the batches.
+
+    Returns
+    -------
+    dict
+        Per step: ``"loss"``, ``"accuracy"`` (fraction of examples whose largest weight is on
+        the matching key), ``"score_grad_norm"``, the median over the batch of the norm of one
+        example's loss gradient with respect to the softmax input (the scaled scores), and
+        ``"wrong_grad_norm"``, the same median over the examples whose largest weight is on a
+        wrong key (NaN when there are none): the examples that still need the gradient.
+
+    Raises
+    ------
+    ValueError
+        For out-of-range arguments or an unknown ``optimizer``.
+    """
+    check_int_at_least("steps", steps, 1)
+    check_positive("lr", lr)
+    if optimizer not in ("adam", "sgd"):
+        raise ValueError(f"optimizer must be one of ['adam', 'sgd'], got {optimizer!r}")
+    gen = torch.Generator().manual_seed(seed)
+    model = DotProductRetriever(d_in, d_k, scaled=scaled, generator=gen)
+    opt_class = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
+    opt = opt_class(model.parameters(), lr=lr)
+    history: dict[str, list[float]] = {"loss": [], "accuracy": [], "score_grad_norm": [],
+                                       "wrong_grad_norm": []}
+    for _ in range(steps):
+        batch = retrieval_batch(batch_size, n_pairs, d_in, d_v, noise, gen)
+        output, weights = model(batch.query, batch.keys, batch.values)
+        weights.retain_grad()
+        target_value = batch.values[torch.arange(batch_size), batch.target][:, None, :]
+        loss = ((output - target_value) ** 2).sum(-1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            p, g = weights[:, 0], weights.grad[:, 0] * batch_size  # per-example dL/dp
+            score_grad = p * (g - (p * g).sum(-1, keepdim=True))  # J^T g, J = diag(p) - pp^T
+            norms = score_grad.norm(dim=-1)
+            wrong = p.argmax(-1) != batch.target
+            history["loss"].append(float(loss))
+            history["accuracy"].append(1.0 - float(wrong.float().mean()))
+            history["score_grad_norm"].append(float(norms.median()))
+            history["wrong_grad_norm"].append(float(norms[wrong].median()) if bool(wrong.any())
+                                              else math.nan)
+    return history
