@@ -116,8 +116,26 @@ def reliability_diagram(
     labels of shape ``(n,)``, torch tensors), one line joins the (mean confidence, accuracy)
     points of the non-empty bins of :func:`dlnotes.smoothing.calibration_bins`. The dashed
     diagonal is perfect calibration: points below it are over-confident, points above it
-    under-confident. ``colors`` (one per model) keeps a model's colour the same as in other
-    figures. A legend is drawn only for more than one model. Used in chapter 3.
+    under-confident. A legend is drawn only for more than one model. Used in chapter 3.
+
+    Parameters
+    ----------
+    ax
+        The axes to draw on.
+    predictions
+        Model label → ``(probs, labels)``.
+    n_bins
+        Number of equal-width confidence bins, ≥ 1.
+    colors
+        One colour per model, to keep a model's colour the same as in other figures
+        (the style's colour cycle if ``None``).
+    title
+        Optional axes title.
+
+    Returns
+    -------
+    Axes
+        ``ax``.
 
     Raises
     ------

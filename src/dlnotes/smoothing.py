@@ -165,6 +165,20 @@ def convert_eps(eps: float, num_classes: int, source: str = "uniform",
 
     ``eps_others = eps_uniform * (k - 1) / k`` and ``eps_uniform = eps_others * k / (k - 1)``.
 
+    Parameters
+    ----------
+    eps
+        Smoothing strength in [0, 1) in the ``source`` convention.
+    num_classes
+        Number of classes ``k`` ≥ 2.
+    source, target
+        ``"uniform"`` or ``"others"``.
+
+    Returns
+    -------
+    float
+        The equivalent ε in the ``target`` convention.
+
     Raises
     ------
     ValueError
@@ -359,6 +373,15 @@ def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor,
     where :math:`\mathrm{conf}_b` is the mean maximum probability and :math:`\mathrm{acc}_b`
     the accuracy of the :math:`n_b` examples in bin :math:`b` (:func:`calibration_bins`).
     Guo et al. (2017) and Müller et al. (2019) use 15 bins.
+
+    Parameters
+    ----------
+    probs
+        Predicted class probabilities, shape ``(n, k)``, rows summing to 1.
+    labels
+        Integer class indices of shape ``(n,)``.
+    n_bins
+        Number of equal-width confidence bins, ≥ 1.
 
     Returns
     -------
