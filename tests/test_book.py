@@ -36,6 +36,7 @@ CHROMIUM_ARGS = [
 # A term a reader would search for, and the chapter page it must find.
 SEARCH_TERMS = {
     "01_loss_functions": "likelihood",
+    "03_label_smoothing": "smoothing",
     "05_attention": "attention",
 }
 # The HTML generated with sphinx-thebe 0.3.1 (pinned by jupyter-book 1.0.4) holds the inline
