@@ -36,6 +36,7 @@ CHROMIUM_ARGS = [
 # A term a reader would search for, and the chapter page it must find.
 SEARCH_TERMS = {
     "01_loss_functions": "likelihood",
+    "02_noise_injection": "ridge",
     "03_label_smoothing": "smoothing",
     "05_attention": "attention",
 }
