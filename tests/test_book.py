@@ -38,6 +38,7 @@ SEARCH_TERMS = {
     "01_loss_functions": "likelihood",
     "02_noise_injection": "ridge",
     "03_label_smoothing": "smoothing",
+    "04_normalization": "LayerNorm",
     "05_attention": "attention",
 }
 # The HTML generated with sphinx-thebe 0.3.1 (pinned by jupyter-book 1.0.4) holds the inline
