@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,7 @@ def model_dir() -> Path:
 
     Returns
     -------
-    pathlib.Path
+    Path
         The package's ``model`` directory.
 
     Raises
@@ -90,8 +91,9 @@ def load_model() -> tuple[Any, torch.nn.Module]:
     r"""Load the packaged all-MiniLM-L6-v2 tokenizer and encoder offline, in evaluation mode.
 
     Sets ``HF_HUB_OFFLINE=1`` and ``TRANSFORMERS_OFFLINE=1`` if they are unset, reads the files
-    with ``local_files_only=True`` and silences transformers' logging and progress bars while
-    loading, so a notebook's output stays clean.
+    with ``local_files_only=True`` and silences transformers' logging and progress bars (and
+    tqdm's notice about missing Jupyter widgets) while loading, so a notebook's output stays
+    clean.
 
     Returns
     -------
@@ -108,11 +110,14 @@ def load_model() -> tuple[Any, torch.nn.Module]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from transformers import AutoModel, AutoTokenizer
+    with warnings.catch_warnings():
+        # tqdm.auto, imported by the Hugging Face libraries, warns in Jupyter without ipywidgets.
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        from transformers import AutoModel, AutoTokenizer
 
-    with _quiet_transformers():
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        model = AutoModel.from_pretrained(path, local_files_only=True)
+        with _quiet_transformers():
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            model = AutoModel.from_pretrained(path, local_files_only=True)
     model.eval()
     return tokenizer, model
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from dlnotes.validation import (
     check_finite,
@@ -20,6 +21,10 @@ from dlnotes.validation import (
     check_nonnegative,
     check_positive,
 )
+
+#: Linear algebra runs on one BLAS thread, like torch after :func:`dlnotes.setup`: on a shared
+#: 2-core machine OpenBLAS's spinning threads made an eigendecomposition ~20 times slower.
+_ONE_BLAS_THREAD = {"limits": 1, "user_api": "blas"}
 
 __all__ = [
     "fit_whitening",
@@ -95,8 +100,9 @@ def fit_whitening(
         raise ValueError(f"k must be an integer in [1, {d}] (the dimension of X), got {k}")
     check_positive("rtol", rtol)
     mu = X.mean(axis=0)
-    cov = np.atleast_2d(np.cov(X - mu, rowvar=False))  # a 1 × 1 matrix when d = 1
-    eigvals, eigvecs = np.linalg.eigh(cov)
+    with threadpool_limits(**_ONE_BLAS_THREAD):
+        cov = np.atleast_2d(np.cov(X - mu, rowvar=False))  # a 1 × 1 matrix when d = 1
+        eigvals, eigvecs = np.linalg.eigh(cov)
     order = np.argsort(eigvals)[::-1]
     eigvals, eigvecs = eigvals[order][:k], eigvecs[:, order][:, :k]
     tiny = eigvals <= rtol * max(eigvals[0], 0.0)
@@ -143,7 +149,8 @@ def apply_whitening(X: Any, mu: Any, W: Any) -> np.ndarray:
             f"mu must have shape (d,) and W shape (d, k) with d = X.shape[1] = {X.shape[1]}, "
             f"got mu {mu.shape} and W {W.shape}"
         )
-    return (X - mu) @ W
+    with threadpool_limits(**_ONE_BLAS_THREAD):
+        return (X - mu) @ W
 
 
 def anisotropy(X: Any) -> float:
@@ -289,7 +296,8 @@ def knn_distance(X: Any, k: int = 5, *, queries: Any = None, chunk: int = 1024) 
     out = np.empty(len(queries))
     for start in range(0, len(queries), chunk):
         rows = queries[start:start + chunk]
-        d2 = sq[rows, None] + sq[None, :] - 2.0 * X[rows] @ X.T
+        with threadpool_limits(**_ONE_BLAS_THREAD):
+            d2 = sq[rows, None] + sq[None, :] - 2.0 * X[rows] @ X.T
         d2[np.arange(len(rows)), rows] = np.inf  # a row is not its own neighbour
         nearest = np.partition(d2, k - 1, axis=1)[:, :k]
         out[start:start + len(rows)] = np.sqrt(np.maximum(nearest, 0.0)).mean(axis=1)
