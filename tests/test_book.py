@@ -36,6 +36,7 @@ CHROMIUM_ARGS = [
 # A term a reader would search for, and the chapter page it must find.
 SEARCH_TERMS = {
     "01_loss_functions": "likelihood",
+    "06_anisotropy_whitening": "whitening",
 }
 # The HTML generated with sphinx-thebe 0.3.1 (pinned by jupyter-book 1.0.4) holds the inline
 # script `const THEBE_JS_URL = ...` twice, so the second copy raises this SyntaxError once per
