@@ -40,6 +40,7 @@ SEARCH_TERMS = {
     "03_label_smoothing": "smoothing",
     "04_normalization": "LayerNorm",
     "05_attention": "attention",
+    "06_anisotropy_whitening": "whitening",
 }
 # The HTML generated with sphinx-thebe 0.3.1 (pinned by jupyter-book 1.0.4) holds the inline
 # script `const THEBE_JS_URL = ...` twice, so the second copy raises this SyntaxError once per

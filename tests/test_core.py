@@ -4,6 +4,7 @@ import matplotlib as mpl
 import numpy as np
 import pytest
 import torch
+from threadpoolctl import threadpool_info
 
 import dlnotes
 from dlnotes.data import classification_split, diabetes, standardize
@@ -26,10 +27,12 @@ def test_setup_makes_torch_numpy_and_generator_draws_repeat():
         assert np.array_equal(np.asarray(a), np.asarray(b))
 
 
-def test_setup_limits_torch_to_one_thread_deterministic_and_applies_style():
+def test_setup_limits_torch_and_blas_to_one_thread_deterministic_and_applies_style():
     dlnotes.setup(0)
     assert torch.get_num_threads() == 1
     assert torch.are_deterministic_algorithms_enabled()
+    blas = [p for p in threadpool_info() if p["user_api"] == "blas"]
+    assert blas and all(p["num_threads"] == 1 for p in blas)
     assert mpl.rcParams["axes.prop_cycle"].by_key()["color"][0] == PALETTE[0]
 
 

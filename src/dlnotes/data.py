@@ -1,11 +1,13 @@
 """Small data sets that ship with installed packages (nothing is downloaded).
 
-Loaders return float arrays standardised with the *training* split's statistics, so no test
-information leaks into the scaling.
+Loaders of feature data return float arrays standardised with the *training* split's
+statistics, so no test information leaks into the scaling. The text loaders (chapter 6) read
+gensim's bundled test corpora through ``gensim.test.utils.datapath``.
 """
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 import numpy as np
@@ -15,7 +17,17 @@ from sklearn.model_selection import train_test_split
 
 from dlnotes.validation import check_choice, check_in_range, check_int_at_least
 
-__all__ = ["Split", "standardize", "diabetes", "classification_split"]
+__all__ = [
+    "Split",
+    "standardize",
+    "diabetes",
+    "classification_split",
+    "lee_corpus",
+    "split_sentences",
+    "lee_sentences",
+    "lee_similarity_pairs",
+    "word_similarity",
+]
 
 _CLASSIFICATION = {
     "digits": datasets.load_digits,
@@ -111,3 +123,173 @@ def classification_split(
         torch.as_tensor(X_tr, dtype=dtype), torch.as_tensor(y_tr, dtype=torch.int64),
         torch.as_tensor(X_te, dtype=dtype), torch.as_tensor(y_te, dtype=torch.int64),
     )
+
+
+# --- Text data bundled with gensim (chapter 6) ---------------------------------------------
+
+#: File names of gensim's bundled test data used by chapter 6, and their encodings.
+_LEE_FILES = {"background": ("lee_background.cor", "utf-8"), "test": ("lee.cor", "latin-1")}
+_WORD_SIMILARITY_FILES = {"wordsim353": "wordsim353.tsv", "simlex999": "simlex999.txt"}
+_SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')]))\s+(?=[\"'(]?[A-Z0-9])")
+
+
+def _gensim_file(name: str) -> str:
+    from gensim.test.utils import datapath
+
+    return datapath(name)
+
+
+def lee_corpus(part: str = "background") -> list[str]:
+    """News documents of the Lee corpus bundled with gensim, one string per document.
+
+    Parameters
+    ----------
+    part
+        ``"background"`` (``lee_background.cor``, 300 Australian news articles, for fitting)
+        or ``"test"`` (``lee.cor``, the 50 short documents rated by humans, see
+        :func:`lee_similarity_pairs`).
+
+    Returns
+    -------
+    list of str
+        The documents in file order, stripped of surrounding white space.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``part``.
+
+    Notes
+    -----
+    Used in chapter 6. Lee, Pincombe & Welsh (2005), "An empirical evaluation of models of
+    text document similarity".
+    """
+    check_choice("part", part, sorted(_LEE_FILES))
+    name, encoding = _LEE_FILES[part]
+    with open(_gensim_file(name), encoding=encoding) as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+def split_sentences(text: str, min_words: int = 1) -> list[str]:
+    """Split English prose into sentences at ``.``, ``!`` or ``?`` followed by a capital.
+
+    A simple rule, good enough for news text: abbreviations such as "U.S. officials" may be
+    split wrongly, which only adds a few short fragments.
+
+    Parameters
+    ----------
+    text
+        The text to split.
+    min_words
+        Sentences with fewer white-space separated words are dropped, an integer >= 1.
+
+    Returns
+    -------
+    list of str
+        The sentences in order.
+
+    Raises
+    ------
+    ValueError
+        If ``text`` is not a string or ``min_words`` < 1.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a string, got {type(text).__name__}")
+    check_int_at_least("min_words", min_words, 1)
+    parts = (s.strip() for s in _SENTENCE_END.split(text))
+    return [s for s in parts if len(s.split()) >= min_words]
+
+
+def lee_sentences(max_sentences: int | None = None, min_words: int = 5,
+                  seed: int = 0) -> list[str]:
+    """Sentences of the Lee background corpus, optionally a seeded random subset.
+
+    Parameters
+    ----------
+    max_sentences
+        If given (an integer >= 1), a random subset of this size, kept in corpus order; all
+        sentences if ``None`` or larger than their number.
+    min_words
+        Minimum number of words of a sentence, an integer >= 1.
+    seed
+        Seed of the subset, an integer >= 0.
+
+    Returns
+    -------
+    list of str
+        Sentences of the 300 background documents (2,676 with ``min_words=5``).
+
+    Raises
+    ------
+    ValueError
+        If an integer argument is out of range.
+    """
+    check_int_at_least("min_words", min_words, 1)
+    check_int_at_least("seed", seed, 0)
+    sentences = [s for doc in lee_corpus("background") for s in split_sentences(doc, min_words)]
+    if max_sentences is None:
+        return sentences
+    check_int_at_least("max_sentences", max_sentences, 1)
+    if max_sentences >= len(sentences):
+        return sentences
+    keep = np.random.default_rng(seed).choice(len(sentences), max_sentences, replace=False)
+    return [sentences[i] for i in np.sort(keep)]
+
+
+def lee_similarity_pairs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Human similarity ratings of all 1,225 pairs of the 50 Lee test documents.
+
+    Read from gensim's ``similarities0-1.txt``, the upper triangle of a 50 × 50 matrix of mean
+    ratings (students rated each pair from 1 to 5; the file holds the means divided by 5).
+
+    Returns
+    -------
+    i, j, rating
+        Document indices into :func:`lee_corpus` ``("test")`` with ``i < j`` (int arrays of
+        shape ``(1225,)``) and the ratings (float64, in ``[0.2, 1]``).
+
+    Notes
+    -----
+    Used in chapter 6.
+    """
+    matrix = np.loadtxt(_gensim_file("similarities0-1.txt"))
+    i, j = np.triu_indices(matrix.shape[0], k=1)
+    return i, j, matrix[i, j]
+
+
+def word_similarity(name: str) -> tuple[list[tuple[str, str]], np.ndarray]:
+    """Word pairs and their mean human ratings from WordSim-353 or SimLex-999 (gensim's copies).
+
+    WordSim-353 (Finkelstein et al., 2002) rates *relatedness* ("cup"–"coffee" scores high);
+    SimLex-999 (Hill et al., 2015) rates *similarity* proper, so related but dissimilar words
+    ("cup"–"coffee") score low.
+
+    Parameters
+    ----------
+    name
+        ``"wordsim353"`` (353 pairs) or ``"simlex999"`` (999 pairs).
+
+    Returns
+    -------
+    pairs, ratings
+        List of ``(word1, word2)`` in file order and a float64 array of ratings on a 0–10 scale.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``name``.
+
+    Notes
+    -----
+    Used in chapter 6.
+    """
+    check_choice("name", name, sorted(_WORD_SIMILARITY_FILES))
+    pairs, ratings = [], []
+    with open(_gensim_file(_WORD_SIMILARITY_FILES[name]), encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("#") or not line.strip():
+                continue
+            w1, w2, score = line.rstrip("\n").split("\t")[:3]
+            pairs.append((w1, w2))
+            ratings.append(float(score))
+    return pairs, np.array(ratings)

@@ -1,0 +1,296 @@
+r"""Anisotropy of embedding vectors and the whitening transform that removes it.
+
+Used in chapter 6 ("Anisotropy and whitening"). Rows of every matrix are samples (sentence or
+token vectors), columns are dimensions, as in Su et al. (2021): the whitened vectors
+are :math:`\tilde x = (x - \mu) W` with :math:`W = U \Lambda^{-1/2}` from the eigendecomposition
+:math:`\Sigma = U \Lambda U^\top` of the sample covariance.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from dlnotes.validation import (
+    check_finite,
+    check_int_at_least,
+    check_ndim,
+    check_nonnegative,
+    check_positive,
+)
+
+__all__ = [
+    "fit_whitening",
+    "apply_whitening",
+    "anisotropy",
+    "paired_cosine",
+    "shared_mean_cosine",
+    "knn_distance",
+]
+
+
+def _as_float64(name: str, x: Any, ndim: int) -> np.ndarray:
+    r"""Check rank and finiteness of an array or tensor and return it as a float64 array."""
+    check_ndim(name, x, ndim)
+    arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x
+    arr = np.asarray(arr, dtype=np.float64)
+    check_finite(name, arr)
+    return arr
+
+
+def _unit_rows(name: str, X: np.ndarray) -> np.ndarray:
+    r"""Rows of ``X`` divided by their Euclidean norms; a zero row is an error."""
+    norms = np.linalg.norm(X, axis=1)
+    if not (norms > 0).all():
+        raise ValueError(f"{name} must have no all-zero rows (cosine is undefined for them)")
+    return X / norms[:, None]
+
+
+def fit_whitening(
+    X: Any, k: int | None = None, *, rtol: float = 1e-10
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Fit the whitening transform of Su et al. (2021) to the rows of ``X``.
+
+    With the sample mean :math:`\mu`, the covariance
+    :math:`\Sigma = \frac{1}{n-1}\sum_i (x_i-\mu)^\top (x_i-\mu) = U\Lambda U^\top`
+    (eigenvalues in decreasing order) and :math:`W = U_{:, :k}\Lambda_{:k}^{-1/2}`, the
+    transformed rows :math:`(x_i - \mu)W` have zero mean and identity covariance
+    :math:`I_k`. Keeping :math:`k < d` columns drops the directions of smallest variance.
+
+    Parameters
+    ----------
+    X
+        Array or tensor of shape ``(n, d)`` with finite values and ``n > d`` (more samples than
+        dimensions, so that the covariance can have full rank).
+    k
+        Number of output dimensions, an integer in ``[1, d]``; ``None`` keeps all ``d``.
+    rtol
+        A kept eigenvalue must exceed ``rtol`` times the largest one; smaller ones are
+        numerically zero and cannot be divided by.
+
+    Returns
+    -------
+    mu, W
+        ``mu`` of shape ``(d,)`` and ``W`` of shape ``(d, k)``, float64. The sign of each
+        column of ``W`` is fixed so that its largest-magnitude entry is positive (the
+        eigendecomposition is unique only up to sign).
+
+    Raises
+    ------
+    ValueError
+        If ``X`` is not 2-D or not finite, if ``n <= d``, if ``k`` is not an integer in
+        ``[1, d]``, if ``rtol`` is not positive, or if a kept eigenvalue is numerically zero.
+    """
+    X = _as_float64("X", X, 2)
+    n, d = X.shape
+    if n <= d:
+        raise ValueError(
+            f"X must have more samples than dimensions (n > d) to fit a whitening, got n={n}, d={d}"
+        )
+    k = d if k is None else k
+    check_int_at_least("k", k, 1)
+    if k > d:
+        raise ValueError(f"k must be an integer in [1, {d}] (the dimension of X), got {k}")
+    check_positive("rtol", rtol)
+    mu = X.mean(axis=0)
+    cov = np.atleast_2d(np.cov(X - mu, rowvar=False))  # a 1 × 1 matrix when d = 1
+    eigvals, eigvecs = np.linalg.eigh(cov)
+    order = np.argsort(eigvals)[::-1]
+    eigvals, eigvecs = eigvals[order][:k], eigvecs[:, order][:, :k]
+    tiny = eigvals <= rtol * max(eigvals[0], 0.0)
+    if eigvals[0] <= 0 or tiny.any():
+        first = int(np.argmax(tiny)) if eigvals[0] > 0 else 0
+        raise ValueError(
+            f"k={k} keeps eigenvalue number {first + 1} of the covariance, {eigvals[first]:.3g}, "
+            f"which is numerically zero (<= rtol * largest = {rtol * max(eigvals[0], 0.0):.3g}); "
+            "choose a smaller k or use more, less collinear samples"
+        )
+    pivot = np.abs(eigvecs).argmax(axis=0)
+    signs = np.sign(eigvecs[pivot, np.arange(k)])
+    W = eigvecs * signs / np.sqrt(eigvals)
+    return mu, W
+
+
+def apply_whitening(X: Any, mu: Any, W: Any) -> np.ndarray:
+    r"""Whiten the rows of ``X``: :math:`(x - \mu) W`.
+
+    Parameters
+    ----------
+    X
+        Array or tensor of shape ``(n, d)``.
+    mu
+        Mean of shape ``(d,)`` from :func:`fit_whitening`.
+    W
+        Matrix of shape ``(d, k)`` from :func:`fit_whitening`.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(n, k)``, float64.
+
+    Raises
+    ------
+    ValueError
+        If an argument has the wrong rank, holds non-finite values, or the shapes do not match.
+    """
+    X = _as_float64("X", X, 2)
+    mu = _as_float64("mu", mu, 1)
+    W = _as_float64("W", W, 2)
+    if mu.shape[0] != X.shape[1] or W.shape[0] != X.shape[1]:
+        raise ValueError(
+            f"mu must have shape (d,) and W shape (d, k) with d = X.shape[1] = {X.shape[1]}, "
+            f"got mu {mu.shape} and W {W.shape}"
+        )
+    return (X - mu) @ W
+
+
+def anisotropy(X: Any) -> float:
+    r"""Mean cosine similarity over all distinct pairs of rows of ``X``.
+
+    Computed exactly in :math:`O(nd)` from the unit rows :math:`u_i`:
+    :math:`\frac{1}{n(n-1)}\sum_{i \ne j} u_i^\top u_j
+    = \frac{\lVert \sum_i u_i\rVert^2 - n}{n(n-1)}`. Zero on average for directions drawn
+    uniformly on the sphere, 1 when all rows point the same way.
+
+    Parameters
+    ----------
+    X
+        Array or tensor of shape ``(n, d)``, ``n >= 2``, finite, with no all-zero row.
+
+    Returns
+    -------
+    float
+        A number in ``[-1/(n-1), 1]``.
+
+    Raises
+    ------
+    ValueError
+        If ``X`` is not 2-D, has fewer than two rows, non-finite values or an all-zero row.
+    """
+    X = _as_float64("X", X, 2)
+    n = X.shape[0]
+    if n < 2:
+        raise ValueError(f"X must have at least 2 rows to form a pair, got {n}")
+    U = _unit_rows("X", X)
+    total = U.sum(axis=0)
+    return float((total @ total - n) / (n * (n - 1)))
+
+
+def paired_cosine(A: Any, B: Any) -> np.ndarray:
+    r"""Cosine similarity of each row of ``A`` with the same row of ``B``.
+
+    Parameters
+    ----------
+    A, B
+        Arrays or tensors of the same shape ``(n, d)``, finite, without all-zero rows.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(n,)``, values in ``[-1, 1]``.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ, an input is not 2-D, not finite, or has an all-zero row.
+    """
+    A = _as_float64("A", A, 2)
+    B = _as_float64("B", B, 2)
+    if A.shape != B.shape:
+        raise ValueError(f"A and B must have the same shape, got {A.shape} and {B.shape}")
+    cos = (_unit_rows("A", A) * _unit_rows("B", B)).sum(axis=1)
+    return np.clip(cos, -1.0, 1.0)
+
+
+def shared_mean_cosine(mean_norm_sq: float, noise_var: float, dim: int) -> float:
+    r"""Expected cosine of two vectors sharing a mean, in the limit of large dimension.
+
+    For :math:`x_{1,2} = m + z_{1,2}` with independent :math:`z \sim N(0, \sigma^2 I_d)`,
+
+    .. math::
+
+        \frac{E[x_1^\top x_2]}{E\lVert x\rVert^2}
+        = \frac{\lVert m\rVert^2}{\lVert m\rVert^2 + d\sigma^2},
+
+    and the cosine concentrates at this value as :math:`d` grows. Zero for :math:`m = 0`.
+
+    Parameters
+    ----------
+    mean_norm_sq
+        :math:`\lVert m\rVert^2 \ge 0`.
+    noise_var
+        :math:`\sigma^2 > 0`.
+    dim
+        :math:`d \ge 1`.
+
+    Returns
+    -------
+    float
+        A number in ``[0, 1)``.
+
+    Raises
+    ------
+    ValueError
+        If ``mean_norm_sq`` is negative, ``noise_var`` not positive or ``dim`` < 1.
+    """
+    check_nonnegative("mean_norm_sq", mean_norm_sq)
+    check_positive("noise_var", noise_var)
+    check_int_at_least("dim", dim, 1)
+    return float(mean_norm_sq / (mean_norm_sq + dim * noise_var))
+
+
+def knn_distance(X: Any, k: int = 5, *, queries: Any = None, chunk: int = 1024) -> np.ndarray:
+    r"""Mean Euclidean distance of rows of ``X`` to their ``k`` nearest other rows of ``X``.
+
+    A measure of how sparsely the space around a point is populated (used with word frequency
+    by Li et al. (2020), Table 1). Exact (brute force), computed in chunks of query rows.
+
+    Parameters
+    ----------
+    X
+        Array or tensor of shape ``(n, d)``, finite, ``n > k``.
+    k
+        Number of neighbours, an integer in ``[1, n - 1]``.
+    queries
+        Integer indices of the rows whose distances are wanted (neighbours are still searched
+        among all ``n`` rows); all rows if ``None``.
+    chunk
+        Query rows processed at once (memory ``chunk * n`` floats), an integer >= 1.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(len(queries),)`` or ``(n,)``, float64.
+
+    Raises
+    ------
+    ValueError
+        If ``X`` is not 2-D or not finite, ``k`` or ``chunk`` is out of range, or ``queries``
+        holds an index outside ``[0, n)``.
+    """
+    X = _as_float64("X", X, 2)
+    n = X.shape[0]
+    check_int_at_least("k", k, 1)
+    if k > n - 1:
+        raise ValueError(f"k must be an integer in [1, n - 1] = [1, {n - 1}], got {k}")
+    check_int_at_least("chunk", chunk, 1)
+    if queries is None:
+        queries = np.arange(n)
+    queries = np.asarray(queries)
+    if queries.ndim != 1 or not np.issubdtype(queries.dtype, np.integer):
+        raise ValueError("queries must be a 1-D array of integer row indices")
+    if queries.size and (queries.min() < 0 or queries.max() >= n):
+        raise ValueError(
+            f"queries must hold row indices in [0, {n}), got {queries.min()}..{queries.max()}"
+        )
+    sq = (X**2).sum(axis=1)
+    out = np.empty(len(queries))
+    for start in range(0, len(queries), chunk):
+        rows = queries[start:start + chunk]
+        d2 = sq[rows, None] + sq[None, :] - 2.0 * X[rows] @ X.T
+        d2[np.arange(len(rows)), rows] = np.inf  # a row is not its own neighbour
+        nearest = np.partition(d2, k - 1, axis=1)[:, :k]
+        out[start:start + len(rows)] = np.sqrt(np.maximum(nearest, 0.0)).mean(axis=1)
+    return out

