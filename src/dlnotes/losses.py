@@ -177,7 +177,7 @@ def fit_linear(
     y: torch.Tensor,
     nll,
     *,
-    steps: int = 2000,
+    steps: int = 1000,
     lr: float = 0.05,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Fit ``y ≈ X @ w + b`` by minimising ``nll(X @ w + b, y)`` with full-batch Adam.
