@@ -99,3 +99,19 @@ def test_permuting_hidden_units_keeps_the_function_but_moves_the_parameters():
     assert not torch.equal(net[0].weight, other[0].weight)
     with pytest.raises(ValueError, match="perm"):
         permute_hidden_units(net, torch.tensor([0, 0, 1, 2, 3, 4, 5]))
+
+
+def test_train_classifier_minimises_the_objective_but_records_its_second_value():
+    X = torch.randn(64, 3)
+    y = (X[:, 0] > 0).long()
+    calls = []
+
+    def objective(model, xb, yb):
+        loss = torch.nn.functional.cross_entropy(model(xb), yb)
+        calls.append(len(xb))
+        return loss + 100.0 * sum(p.pow(2).sum() for p in model.parameters()), loss
+
+    net = mlp([3, 4, 2])
+    hist = train_classifier(net, X, y, epochs=3, lr=0.001, batch_size=16, objective=objective)
+    assert calls == [16] * 12
+    assert max(hist["train_loss"]) < 2.0  # the recorded value excludes the large penalty

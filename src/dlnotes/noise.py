@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
-from dlnotes.training import minibatches
+from dlnotes.training import train_classifier
 from dlnotes.validation import (
     check_finite,
     check_int_at_least,
@@ -659,27 +659,21 @@ def train_noise_regularised(
     if X.shape[0] != y.shape[0]:
         raise ValueError(f"X and y must have the same number of rows, got {X.shape[0]} "
                          f"and {y.shape[0]}")
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
-    order_gen = torch.Generator().manual_seed(seed)
     noise_gen = torch.Generator().manual_seed(seed + 1)
-    history = []
-    for _ in range(epochs):
-        total = 0.0
-        for idx in minibatches(X.shape[0], batch_size, order_gen):
-            opt.zero_grad()
-            if weight_noise_std > 0:
-                params = perturbed_parameters(model, weight_noise_std, noise_gen)
-                loss = F.cross_entropy(functional_call(model, params, (X[idx],)), y[idx])
-            else:
-                loss = F.cross_entropy(model(X[idx]), y[idx])
-            objective = loss
-            if penalty_eta > 0:
-                objective = loss + gauss_newton_penalty(model, X[idx], penalty_eta)
-            objective.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-        history.append(total / X.shape[0])
-    return history
+
+    def objective(net: nn.Module, xb: torch.Tensor, yb: torch.Tensor):
+        if weight_noise_std > 0:
+            params = perturbed_parameters(net, weight_noise_std, noise_gen)
+            loss = F.cross_entropy(functional_call(net, params, (xb,)), yb)
+        else:
+            loss = F.cross_entropy(net(xb), yb)
+        if penalty_eta > 0:
+            return loss + gauss_newton_penalty(net, xb, penalty_eta), loss
+        return loss, loss
+
+    history = train_classifier(model, X, y, epochs=epochs, lr=lr, batch_size=batch_size,
+                               seed=seed, objective=objective)
+    return history["train_loss"]
 
 
 def sharpness(

@@ -94,6 +94,8 @@ def train_classifier(
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
     seed: int = 0,
     on_epoch_end: Callable[[nn.Module], dict[str, float]] | None = None,
+    objective: Callable[[nn.Module, torch.Tensor, torch.Tensor],
+                        tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> dict[str, list[float]]:
     """Train ``model`` with mini-batch SGD and return per-epoch metrics.
 
@@ -112,6 +114,10 @@ def train_classifier(
     on_epoch_end
         Optional ``callback(model) -> {name: value}`` whose values are recorded each epoch
         (called under ``torch.no_grad`` with the model in eval mode).
+    objective
+        Optional ``objective(model, X_batch, y_batch) -> (to_minimise, to_record)`` replacing
+        ``loss_fn(model(X_batch), y_batch)``, for regularised training (chapter 2's weight
+        noise and gradient penalty); ``to_record`` is what ``"train_loss"`` averages.
 
     Returns
     -------
@@ -132,10 +138,13 @@ def train_classifier(
         total, count = 0.0, 0
         for idx in minibatches(X.shape[0], batch_size, gen):
             opt.zero_grad()
-            loss = loss_fn(model(X[idx]), y[idx])
-            loss.backward()
+            if objective is None:
+                to_minimise = recorded = loss_fn(model(X[idx]), y[idx])
+            else:
+                to_minimise, recorded = objective(model, X[idx], y[idx])
+            to_minimise.backward()
             opt.step()
-            total += loss.item() * len(idx)
+            total += recorded.item() * len(idx)
             count += len(idx)
         history["train_loss"].append(total / count)
         if on_epoch_end is not None:
