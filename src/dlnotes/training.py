@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator, Sequence
 
 import torch
@@ -12,11 +13,12 @@ from dlnotes.validation import (
     check_int_at_least,
     check_nonnegative,
     check_positive,
+    check_same_rows,
     check_same_shape,
 )
 
-__all__ = ["mlp", "minibatches", "accuracy", "train_classifier", "relu_activity",
-           "permute_hidden_units"]
+__all__ = ["mlp", "minibatches", "accuracy", "loss_objective", "train_classifier",
+           "relu_activity", "permute_hidden_units", "Objective"]
 
 
 def mlp(
@@ -24,6 +26,7 @@ def mlp(
     activation: Callable[[], nn.Module] = nn.ReLU,
     *,
     bias_init: float | None = None,
+    seed: int | None = None,
 ) -> nn.Sequential:
     """A fully connected network ``sizes[0] → … → sizes[-1]`` with ``activation`` between.
 
@@ -35,6 +38,10 @@ def mlp(
         Factory of the nonlinearity placed after every layer except the last.
     bias_init
         If given, every bias is set to this constant (PyTorch's default otherwise).
+    seed
+        If given, the initial weights are drawn from a generator seeded with it, so
+        ``mlp(sizes, seed=s)`` is the same network wherever it is called; the global torch
+        state is left untouched. If ``None``, the global torch generator is used.
 
     Raises
     ------
@@ -45,6 +52,11 @@ def mlp(
         raise ValueError(f"sizes must have at least 2 entries, got {list(sizes)}")
     for i, s in enumerate(sizes):
         check_int_at_least(f"sizes[{i}]", s, 1)
+    if seed is not None:
+        check_int_at_least("seed", seed, 0)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return mlp(sizes, activation, bias_init=bias_init)
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         linear = nn.Linear(n_in, n_out)
@@ -73,13 +85,23 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
         check_same_shape("logits", logits, "labels", labels)
         pred = (logits > 0).to(labels.dtype)
     else:
-        if logits.shape[0] != labels.shape[0]:
-            raise ValueError(
-                f"logits and labels must have the same number of rows, "
-                f"got {logits.shape[0]} and {labels.shape[0]}"
-            )
+        check_same_rows("logits", logits, "labels", labels)
         pred = logits.argmax(dim=1)
     return float((pred == labels).float().mean())
+
+
+#: ``objective(model, X_batch, y_batch) -> (to_minimise, to_record)``
+Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def loss_objective(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Objective:
+    """The objective that minimises and records ``loss_fn(model(X_batch), y_batch)``."""
+
+    def objective(model: nn.Module, X: torch.Tensor, y: torch.Tensor):
+        loss = loss_fn(model(X), y)
+        return loss, loss
+
+    return objective
 
 
 def train_classifier(
@@ -91,11 +113,9 @@ def train_classifier(
     lr: float,
     batch_size: int = 64,
     weight_decay: float = 0.0,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+    objective: Objective | None = None,
     seed: int = 0,
     on_epoch_end: Callable[[nn.Module], dict[str, float]] | None = None,
-    objective: Callable[[nn.Module, torch.Tensor, torch.Tensor],
-                        tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> dict[str, list[float]]:
     """Train ``model`` with mini-batch SGD and return per-epoch metrics.
 
@@ -107,17 +127,16 @@ def train_classifier(
         Training features ``(n, d)`` and integer labels ``(n,)``.
     epochs, lr, batch_size, weight_decay
         Plain SGD hyper-parameters (``epochs`` ≥ 1, ``lr`` > 0, ``weight_decay`` ≥ 0).
-    loss_fn
-        ``loss_fn(logits, labels) -> scalar``; cross-entropy by default.
+    objective
+        ``objective(model, X_batch, y_batch) -> (to_minimise, to_record)``; ``to_record`` is
+        what ``"train_loss"`` averages. ``None`` means cross-entropy on the logits; wrap any
+        other loss of the logits with :func:`loss_objective` (label smoothing in chapter 5),
+        or write a regularised objective directly (chapter 3's weight noise).
     seed
         Seeds the mini-batch order (independent of the global torch state).
     on_epoch_end
         Optional ``callback(model) -> {name: value}`` whose values are recorded each epoch
         (called under ``torch.no_grad`` with the model in eval mode).
-    objective
-        Optional ``objective(model, X_batch, y_batch) -> (to_minimise, to_record)`` replacing
-        ``loss_fn(model(X_batch), y_batch)``, for regularised training (chapter 2's weight
-        noise and gradient penalty); ``to_record`` is what ``"train_loss"`` averages.
 
     Returns
     -------
@@ -127,9 +146,9 @@ def train_classifier(
     check_int_at_least("epochs", epochs, 1)
     check_positive("lr", lr)
     check_nonnegative("weight_decay", weight_decay)
-    if X.shape[0] != y.shape[0]:
-        raise ValueError(f"X and y must have the same number of rows, got {X.shape[0]} "
-                         f"and {y.shape[0]}")
+    check_same_rows("X", X, "y", y)
+    if objective is None:
+        objective = loss_objective(F.cross_entropy)
     opt = torch.optim.SGD(model.parameters(), lr=lr, weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(seed)
     history: dict[str, list[float]] = {"train_loss": []}
@@ -138,10 +157,7 @@ def train_classifier(
         total, count = 0.0, 0
         for idx in minibatches(X.shape[0], batch_size, gen):
             opt.zero_grad()
-            if objective is None:
-                to_minimise = recorded = loss_fn(model(X[idx]), y[idx])
-            else:
-                to_minimise, recorded = objective(model, X[idx], y[idx])
+            to_minimise, recorded = objective(model, X[idx], y[idx])
             to_minimise.backward()
             opt.step()
             total += recorded.item() * len(idx)
@@ -185,8 +201,6 @@ def permute_hidden_units(net: nn.Sequential, perm: torch.Tensor) -> nn.Sequentia
         If ``net`` is not ``[Linear, activation, Linear]`` or ``perm`` is not a permutation
         of its hidden units.
     """
-    import copy
-
     if len(net) != 3 or not isinstance(net[0], nn.Linear) or not isinstance(net[2], nn.Linear):
         raise ValueError("net must be nn.Sequential(Linear, activation, Linear)")
     width = net[0].out_features

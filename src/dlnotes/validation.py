@@ -21,6 +21,7 @@ __all__ = [
     "check_positive",
     "check_nonnegative",
     "check_same_shape",
+    "check_same_rows",
     "check_choice",
 ]
 
@@ -105,6 +106,15 @@ def check_same_shape(name_a: str, a: Any, name_b: str, b: Any) -> None:
         raise ValueError(
             f"{name_a} and {name_b} must have the same shape, "
             f"got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+
+
+def check_same_rows(name_a: str, a: Any, name_b: str, b: Any) -> None:
+    """Raise ``ValueError`` unless ``a`` and ``b`` have the same number of rows (first axis)."""
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(
+            f"{name_a} and {name_b} must have the same number of rows, "
+            f"got {a.shape[0]} and {b.shape[0]}"
         )
 
 
