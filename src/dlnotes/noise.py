@@ -1,4 +1,4 @@
-r"""Noise injection as regularisation. Used in chapter 2, "Noise injection as regularisation".
+r"""Noise injection as regularisation. Used in chapter 3, "Noise injection as regularisation".
 
 Two halves:
 

@@ -4,7 +4,7 @@
 ``torch.nn.LayerNorm`` (forward, gradients, running statistics, train and eval modes) without
 calling them. The remaining helpers serve the chapter's experiments: MLPs with a normalisation
 layer, the gap between train-mode and eval-mode predictions, and batch statistics of padded
-sequences of different lengths. Used in chapter 4.
+sequences of different lengths. Used in chapter 6.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def normalize(
 
     The backward pass applies the closed-form Jacobian
     :math:`J = \frac{1}{\sqrt{\sigma^2+\varepsilon}}\big(I - \tfrac1n \mathbf 1\mathbf 1^\top -
-    \tfrac1n \hat x \hat x^\top\big)` (chapter 4 derives it) instead of differentiating
+    \tfrac1n \hat x \hat x^\top\big)` (chapter 6 derives it) instead of differentiating
     the formula step by step; it supports first derivatives only.
 
     Parameters
@@ -124,7 +124,7 @@ def _forward_statistics(
 
 
 class _Normalize(torch.autograd.Function):
-    """Normalisation whose backward pass is the closed-form Jacobian (chapter 4)."""
+    """Normalisation whose backward pass is the closed-form Jacobian (chapter 6)."""
 
     @staticmethod
     def forward(ctx, x, dims, eps):
@@ -156,7 +156,7 @@ class BatchNorm(nn.Module):
               \sigma^2_{run} \leftarrow (1-m)\,\sigma^2_{run} + m\,\tfrac{n}{n-1}\sigma^2_B,
 
     with the *unbiased* batch variance (``n`` values per feature), as PyTorch does. In eval
-    mode the running estimates replace the batch statistics. Used in chapter 4.
+    mode the running estimates replace the batch statistics. Used in chapter 6.
 
     Parameters
     ----------
@@ -238,7 +238,7 @@ class LayerNorm(nn.Module):
     Every sample (every token, for sequences) is normalised with its own mean and biased
     variance over the last ``len(normalized_shape)`` dimensions, then scaled and shifted
     elementwise, :math:`y = \gamma \odot \hat x + \beta`. Nothing depends on the other samples
-    of the batch, so training and eval modes compute the same function. Used in chapter 4.
+    of the batch, so training and eval modes compute the same function. Used in chapter 6.
 
     Parameters
     ----------
@@ -308,7 +308,7 @@ def norm_mlp(
     """An MLP ``sizes[0] → … → sizes[-1]`` with a normalisation layer before each nonlinearity.
 
     Each hidden layer is ``Linear → norm → activation`` (the placement of Ioffe & Szegedy);
-    the output layer is a plain ``Linear``. Used in chapter 4.
+    the output layer is a plain ``Linear``. Used in chapter 6.
 
     Parameters
     ----------
@@ -346,7 +346,7 @@ def train_eval_disagreement(model: nn.Module, X: torch.Tensor, batch_size: int) 
 
     Train-mode predictions are made on consecutive batches of ``batch_size`` rows of ``X``
     (batch statistics); eval-mode predictions use the stored running statistics. The model is
-    copied, so its running statistics are not changed. Used in chapter 4.
+    copied, so its running statistics are not changed. Used in chapter 6.
 
     Raises
     ------
@@ -376,7 +376,7 @@ def variable_length_sequences(
     Token ``t`` of sequence ``s`` is ``offset_s + noise_st``, with ``offset_s`` drawn once per
     sequence from a normal distribution with standard deviation ``offset_scale`` in every
     coordinate and the noise from N(0, I); the offset stands for what a whole sentence shares
-    (topic, speaker). Used in chapter 4.
+    (topic, speaker). Used in chapter 6.
 
     Returns
     -------
@@ -446,7 +446,7 @@ def batch_statistics(
     """Per-feature mean and biased variance of a padded batch ``(B, T, C)``, as BatchNorm sees it.
 
     Without ``mask`` every position counts, padding included (what a BatchNorm layer applied
-    to the padded tensor computes); with ``mask`` only the real tokens count. Used in chapter 4.
+    to the padded tensor computes); with ``mask`` only the real tokens count. Used in chapter 6.
 
     Returns
     -------
@@ -469,7 +469,7 @@ def masked_batch_norm(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5) ->
     """Training-mode batch normalisation of a padded batch ``(B, T, C)`` over real tokens only.
 
     Each feature is normalised with the mean and biased variance of the tokens where ``mask``
-    is true; padding positions are returned as 0. No affine parameters. Used in chapter 4.
+    is true; padding positions are returned as 0. No affine parameters. Used in chapter 6.
 
     Raises
     ------
@@ -492,7 +492,7 @@ def normalisation_jitter(
     (``"batch, padding counted"``), batch statistics over real tokens only
     (``"batch, masked"``) and per-token statistics (``"layer"``) — it records the statistics
     used for the probe and the probe's normalised tokens, then summarises them across batches.
-    Used in chapter 4.
+    Used in chapter 6.
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-r"""Label smoothing, the logits it asks for, and calibration measures. Used in chapter 3,
+r"""Label smoothing, the logits it asks for, and calibration measures. Used in chapter 5,
 "Output noise: label smoothing".
 
 Two conventions for the smoothed target of a ``k``-class problem are in use:

@@ -1,6 +1,6 @@
 r"""Anisotropy of embedding vectors and the whitening transform that removes it.
 
-Used in chapter 6 ("Anisotropy and whitening"). Rows of every matrix are samples (sentence or
+Used in chapter 11 ("Anisotropy and whitening"). Rows of every matrix are samples (sentence or
 token vectors), columns are dimensions, as in Su et al. (2021): the whitened vectors
 are :math:`\tilde x = (x - \mu) W` with :math:`W = U \Lambda^{-1/2}` from the eigendecomposition
 :math:`\Sigma = U \Lambda U^\top` of the sample covariance.
