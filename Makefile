@@ -18,7 +18,7 @@ export JUPYTER_PREFER_ENV_PATH := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help venv book test lint unit nbval browser links execute lab clean
+.PHONY: help venv book pdf test lint unit nbval browser execute lab clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -41,16 +41,21 @@ book: $(STAMP)  ## set up and build the HTML book into _build/html
 lint: $(STAMP)  ## ruff over the package, tests, scripts and notebooks
 	$(BIN)/ruff check src tests scripts _ext chapters
 
-unit: $(STAMP)  ## unit tests of the package
-	$(BIN)/python -m pytest -q -n auto --dist loadscope tests -m "not browser"
+unit: $(STAMP)  ## unit tests of the package, notebook hygiene and verification rules
+	$(BIN)/python -m pytest -q -n auto --dist loadscope tests -m "not browser and not pdf"
 
 nbval: $(STAMP)  ## re-run every notebook; stored outputs must reproduce
 	$(BIN)/python -m pytest -q --nbval --nbval-current-env -n auto --dist loadscope $(NOTEBOOKS)
 
-browser: $(STAMP)  ## real-browser and link tests over the built book
+browser: book  ## build, then real-browser and link tests over the built book
 	$(BIN)/python -m pytest -q tests -m browser
 
-test: lint unit nbval book browser  ## set up, then lint, unit tests, nbval, book build, browser
+pdf: $(STAMP)  ## set up and print the whole book to _build/pdf/book.pdf (needs Chromium)
+	$(BIN)/jupyter-book build . --builder singlehtml $(JB_FLAGS)
+	$(BIN)/python scripts/print_pdf.py
+	$(BIN)/python -m pytest -q tests/test_pdf.py
+
+test: lint unit nbval browser  ## set up, then lint, unit tests, nbval, book build, browser
 
 execute: $(STAMP)  ## re-execute every notebook in place, in a fresh kernel each
 	$(BIN)/python scripts/execute_notebooks.py $(NOTEBOOKS)
