@@ -29,7 +29,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_ext"))
-import generated_pages as gp  # noqa: E402
+import generated_pages as gp
 
 pytestmark = pytest.mark.browser
 
