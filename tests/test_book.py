@@ -7,8 +7,8 @@ button (and that no link points at a placeholder repository), and that searching
 chapter's title finds it. Also checks the published ``claims.json`` and, over the same local
 server, the book's internal links with LinkChecker.
 
-Needs the built book (``make browser`` builds it first). Without Chromium the browser tests skip with a message, except in
-CI (``DLNOTES_REQUIRE_BROWSER=1``), where they must run.
+Needs the built book (``make browser`` builds it first). Without Chromium or without a build
+the tests skip with a message, except in CI (``DLNOTES_REQUIRE_BROWSER=1``), where they fail.
 """
 
 from __future__ import annotations
