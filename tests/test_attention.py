@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import case_id
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -299,6 +300,7 @@ def test_scaled_retriever_learns_the_retrieval_task_and_unscaled_starts_with_tin
         (lambda: retrieval_batch(2, 3, 3, 2, -0.1, torch.Generator()), "noise"),
         (lambda: train_retrieval(8, True, optimizer="lbfgs"), "optimizer"),
     ],
+    ids=case_id,
 )
 def test_bad_input_raises_value_error_naming_the_problem(call, argument):
     with pytest.raises(ValueError, match=argument):

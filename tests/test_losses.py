@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import case_id
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.linear_model import QuantileRegressor
@@ -154,6 +155,7 @@ def test_squared_error_learns_slower_than_cross_entropy_through_a_saturated_sigm
          "loss"),
         (lambda: fit_linear(torch.zeros(3), torch.zeros(3), gaussian_nll), "X"),
     ],
+    ids=case_id,
 )
 def test_bad_input_raises_value_error_naming_the_problem(call, argument):
     with pytest.raises(ValueError, match=argument):

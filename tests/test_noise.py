@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import case_id
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.linear_model import Ridge
@@ -165,6 +166,7 @@ def test_output_jacobian_matches_central_finite_differences():
         lambda: tanh_net((3, 5, 2), bias=False),
         lambda: mlp([5, 7, 4]).double(),  # ReLU
     ],
+    ids=case_id,
 )
 def test_jacobian_gram_equals_j_jt_from_torch_func(build):
     net = build()
@@ -377,6 +379,7 @@ def test_sharpness_at_a_least_squares_minimum_is_exactly_quadratic_in_the_radius
         (lambda: sharpness(nn.Linear(2, 2), torch.zeros(3, 2), torch.zeros(3).long(), 1.0, 0),
          "samples"),
     ],
+    ids=case_id,
 )
 def test_bad_input_raises_value_error_naming_the_problem(call, argument):
     with pytest.raises(ValueError, match=argument):

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from helpers import case_id
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -239,6 +240,7 @@ def test_training_batch_of_one_raises_value_error_as_torch_refuses_it():
         (lambda: variable_length_sequences([3, 0], 2, torch.Generator()), "lengths"),
         (lambda: normalisation_jitter(torch.zeros(3, 2), [[torch.zeros(2, 2)]]), "batches"),
     ],
+    ids=case_id,
 )
 def test_bad_input_raises_value_error_naming_the_problem(call, argument):
     with pytest.raises(ValueError, match=argument):

@@ -2,13 +2,12 @@
 
 Every chapter notebook is executed top to bottom in one fresh run, stores no errors, no
 stderr, no memory addresses or machine paths, starts with a setup cell that calls
-``dlnotes.setup``, is listed in the table of contents and is ruff clean.
+``dlnotes.setup`` and is listed in the table of contents (``make lint`` runs ruff over the
+notebooks).
 """
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -63,10 +62,3 @@ def test_sympy_checks_assert_rather_than_display(path):
     sources = "\n".join("".join(c["source"]) for c in code_cells(path))
     assert "import sympy" in sources
     assert len(re.findall(r"^\s*assert .*sp\.", sources, flags=re.M)) >= 3
-
-
-def test_notebooks_are_ruff_clean():
-    ruff = Path(sys.executable).with_name("ruff")
-    result = subprocess.run([str(ruff), "check", *map(str, NOTEBOOKS)], cwd=ROOT,
-                            capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout[-3000:]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import case_id
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -257,6 +258,7 @@ def test_fit_temperature_recovers_the_scale_of_over_confident_logits():
         (lambda: fit_temperature(torch.zeros(2, 3), torch.tensor([0, 1]), low=2.0, high=1.0),
          "low"),
     ],
+    ids=case_id,
 )
 def test_bad_input_raises_value_error_naming_the_problem(call, argument):
     with pytest.raises(ValueError, match=argument):

@@ -23,7 +23,13 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from dlnotes.validation import check_finite, check_int_at_least, check_positive
+from dlnotes.validation import (
+    check_choice,
+    check_finite,
+    check_int_at_least,
+    check_nonnegative,
+    check_positive,
+)
 
 __all__ = [
     "scaled_dot_product_attention",
@@ -453,9 +459,7 @@ def retrieval_batch(
     check_int_at_least("n_pairs", n_pairs, 2)
     check_int_at_least("d_in", d_in, 1)
     check_int_at_least("d_v", d_v, 1)
-    check_finite("noise", noise)
-    if noise < 0:
-        raise ValueError(f"noise must be >= 0, got {noise!r}")
+    check_nonnegative("noise", noise)
     keys = torch.randn(batch_size, n_pairs, d_in, generator=generator)
     values = torch.randn(batch_size, n_pairs, d_v, generator=generator)
     target = torch.randint(n_pairs, (batch_size,), generator=generator)
@@ -555,8 +559,7 @@ def train_retrieval(
     """
     check_int_at_least("steps", steps, 1)
     check_positive("lr", lr)
-    if optimizer not in ("adam", "sgd"):
-        raise ValueError(f"optimizer must be one of ['adam', 'sgd'], got {optimizer!r}")
+    check_choice("optimizer", optimizer, ["adam", "sgd"])
     gen = torch.Generator().manual_seed(seed)
     model = DotProductRetriever(d_in, d_k, scaled=scaled, generator=gen)
     opt_class = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD

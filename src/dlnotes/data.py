@@ -7,7 +7,9 @@ gensim's bundled test corpora through ``gensim.test.utils.datapath``.
 
 from __future__ import annotations
 
+import importlib.util
 import re
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -134,9 +136,12 @@ _SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')]))\s+(?=[\"'(]?[A-Z0-9
 
 
 def _gensim_file(name: str) -> str:
-    from gensim.test.utils import datapath
-
-    return datapath(name)
+    # The path of a file in gensim's bundled test data, found without importing gensim
+    # (importing it costs about a second, and most chapters never read these files).
+    spec = importlib.util.find_spec("gensim")
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError("the text loaders need gensim: pip install -r requirements.txt")
+    return str(Path(spec.submodule_search_locations[0]) / "test" / "test_data" / name)
 
 
 def lee_corpus(part: str = "background") -> list[str]:

@@ -12,7 +12,15 @@ import math
 import torch
 import torch.nn.functional as F
 
-from dlnotes.validation import check_finite, check_positive, check_same_shape
+from dlnotes.validation import (
+    check_choice,
+    check_finite,
+    check_int_at_least,
+    check_ndim,
+    check_positive,
+    check_same_rows,
+    check_same_shape,
+)
 
 __all__ = [
     "gaussian_nll",
@@ -212,13 +220,9 @@ def fit_linear(
     ValueError
         For wrong shapes, non-finite inputs, ``steps`` < 1 or ``lr`` ≤ 0.
     """
-    from dlnotes.validation import check_int_at_least, check_ndim
-
     check_ndim("X", X, 2)
     check_ndim("y", y, 1)
-    if X.shape[0] != y.shape[0]:
-        raise ValueError(f"X and y must have the same number of rows, got {X.shape[0]} "
-                         f"and {y.shape[0]}")
+    check_same_rows("X", X, "y", y)
     check_finite("X", X)
     check_finite("y", y)
     check_int_at_least("steps", steps, 1)
@@ -273,14 +277,10 @@ def saturated_sigmoid_training(
     ValueError
         For an unknown ``loss``, wrong shapes, labels outside {0, 1} or bad hyper-parameters.
     """
-    from dlnotes.validation import check_choice, check_int_at_least, check_ndim
-
     check_choice("loss", loss, ["ce", "mse", "mae"])
     check_ndim("X", X, 2)
     check_ndim("y", y, 1)
-    if X.shape[0] != y.shape[0]:
-        raise ValueError(f"X and y must have the same number of rows, got {X.shape[0]} "
-                         f"and {y.shape[0]}")
+    check_same_rows("X", X, "y", y)
     if not bool(((y == 0) | (y == 1)).all()):
         raise ValueError("y must contain only the labels 0 and 1")
     check_finite("bias_init", bias_init)

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
+from dlnotes.attention import softmax_jacobian
 from dlnotes.training import train_classifier
 from dlnotes.validation import (
     check_finite,
@@ -38,6 +39,7 @@ from dlnotes.validation import (
     check_ndim,
     check_nonnegative,
     check_positive,
+    check_same_rows,
 )
 
 __all__ = [
@@ -112,9 +114,7 @@ def _check_regression_data(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np
     y = np.asarray(y, dtype=np.float64)
     check_ndim("X", X, 2)
     check_ndim("y", y, 1)
-    if X.shape[0] != y.shape[0]:
-        raise ValueError(f"X and y must have the same number of rows, got {X.shape[0]} "
-                         f"and {y.shape[0]}")
+    check_same_rows("X", X, "y", y)
     if X.shape[0] < 1:
         raise ValueError("X must have at least one row")
     check_finite("X", X)
@@ -511,8 +511,8 @@ def gauss_newton_penalty(model: nn.Sequential, X: torch.Tensor, eta: float) -> t
     """
     check_nonnegative("eta", eta)
     gram, logits = _gram_and_output(model, X)
-    p = logits.softmax(dim=1)
-    out_hessian = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
+    # The Hessian of cross-entropy in the logits is the softmax Jacobian diag(p) - pp^T.
+    out_hessian = softmax_jacobian(logits.softmax(dim=1))
     return 0.5 * float(eta) * (out_hessian * gram).sum(dim=(1, 2)).mean()
 
 
@@ -564,9 +564,7 @@ def weight_noise_excess_loss(
     """
     _check_model_input(model, X)
     check_ndim("y", y, 1)
-    if y.shape[0] != X.shape[0]:
-        raise ValueError(f"X and y must have the same number of rows, got {X.shape[0]} "
-                         f"and {y.shape[0]}")
+    check_same_rows("X", X, "y", y)
     check_finite("y", y)
     etas = [float(e) for e in etas]
     if not etas:
@@ -656,9 +654,7 @@ def train_noise_regularised(
     check_nonnegative("penalty_eta", penalty_eta)
     check_int_at_least("seed", seed, 0)
     _check_model_input(model, X)
-    if X.shape[0] != y.shape[0]:
-        raise ValueError(f"X and y must have the same number of rows, got {X.shape[0]} "
-                         f"and {y.shape[0]}")
+    check_same_rows("X", X, "y", y)
     noise_gen = torch.Generator().manual_seed(seed + 1)
 
     def objective(net: nn.Module, xb: torch.Tensor, yb: torch.Tensor):

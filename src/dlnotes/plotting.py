@@ -7,16 +7,15 @@ The palette is Okabe & Ito's colour-blind-safe set. :func:`apply_style` is calle
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-if TYPE_CHECKING:  # only for annotations: the style helpers do not need torch
-    import torch
+from dlnotes.smoothing import calibration_bins
 
 __all__ = ["PALETTE", "STYLE", "apply_style", "subplots", "plot_curves", "reliability_diagram"]
 
@@ -143,8 +142,6 @@ def reliability_diagram(
         If ``predictions`` is empty, ``colors`` has the wrong length, or as
         :func:`dlnotes.smoothing.calibration_bins`.
     """
-    from dlnotes.smoothing import calibration_bins
-
     if not predictions:
         raise ValueError("predictions must hold at least one (probs, labels) pair")
     if colors is not None and len(colors) != len(predictions):

@@ -12,6 +12,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from dlnotes.plotting import apply_style
+from dlnotes.validation import check_int_at_least
 
 __all__ = ["setup", "NOISY_WARNINGS"]
 
@@ -50,8 +51,6 @@ def setup(seed: int = 0) -> np.random.Generator:
     ValueError
         If ``seed`` is not a non-negative integer.
     """
-    from dlnotes.validation import check_int_at_least
-
     check_int_at_least("seed", seed, 0)
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -29,6 +29,7 @@ from dlnotes.validation import (
     check_int_at_least,
     check_ndim,
     check_positive,
+    check_same_rows,
 )
 
 __all__ = [
@@ -80,9 +81,7 @@ def _check_scores(name: str, scores: torch.Tensor, labels: torch.Tensor) -> int:
     num_classes = scores.shape[1]
     check_int_at_least(f"{name}.shape[1] (the number of classes)", num_classes, 2)
     _check_labels(labels, num_classes)
-    if labels.shape[0] != scores.shape[0]:
-        raise ValueError(f"{name} and labels must have the same number of rows, got "
-                         f"{scores.shape[0]} and {labels.shape[0]}")
+    check_same_rows(name, scores, "labels", labels)
     return num_classes
 
 
