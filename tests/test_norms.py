@@ -1,5 +1,7 @@
 """dlnotes.norms against torch.nn.BatchNorm1d / torch.nn.LayerNorm in float64, and its laws."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -12,12 +14,12 @@ from dlnotes.norms import (
     BatchNorm,
     LayerNorm,
     batch_statistics,
-    masked_batch_norm,
     norm_mlp,
     normalisation_jitter,
     normalize,
     pad_sequences,
     train_eval_disagreement,
+    train_mode_logits,
     variable_length_sequences,
 )
 
@@ -284,10 +286,9 @@ def test_masked_statistics_ignore_padding_and_unmasked_ones_count_it():
     assert torch.allclose(var, real.var(0, unbiased=False), **TOL)
     mean_all, _ = batch_statistics(x)
     assert torch.allclose(mean_all, real.sum(0) / 10, **TOL)  # 3 padding zeros of 10 places
-    out = masked_batch_norm(x, mask)
-    assert torch.equal(out[1, 2:], torch.zeros(3, 3, dtype=torch.float64))
-    ref = torch.nn.BatchNorm1d(3, affine=False).double()(real)
-    assert torch.allclose(out[mask], ref, **TOL)
+    ref = torch.nn.BatchNorm1d(3, affine=False).double()
+    ref(real)
+    assert torch.allclose(ref.running_mean, 0.1 * mean, **TOL)
 
 
 def test_layer_norm_of_a_sequence_does_not_depend_on_its_batch_but_batch_norm_does():
@@ -357,3 +358,28 @@ def test_second_derivatives_are_refused_rather_than_wrong():
     (g,) = torch.autograd.grad((normalize(x, 0)[0] ** 3).sum(), x, create_graph=True)
     with pytest.raises(RuntimeError):
         g.sum().backward()
+
+
+def test_train_mode_logits_leave_the_running_statistics_untouched():
+    net = norm_mlp([4, 6, 3], norm="batch", seed=0)
+    X = torch.randn(10, 4)
+    before = [b.clone() for b in net.buffers()]
+    logits = train_mode_logits(net, X, 4)
+    assert logits.shape == (8, 3)  # the partial last batch (2 rows) is dropped
+    assert all(torch.equal(a, b) for a, b in zip(before, net.buffers(), strict=True))
+    twin = copy.deepcopy(net).train()
+    with torch.no_grad():
+        expected = torch.cat([twin(X[:4]), twin(X[4:8])])
+    assert torch.allclose(logits, expected)
+
+
+def test_train_eval_disagreement_does_not_change_the_model():
+    net = norm_mlp([4, 6, 3], norm="batch", seed=1)
+    before = [b.clone() for b in net.buffers()]
+    train_eval_disagreement(net, torch.randn(12, 4), 3)
+    assert all(torch.equal(a, b) for a, b in zip(before, net.buffers(), strict=True))
+
+
+def test_norm_mlp_seed_repeats_the_network():
+    a, b = norm_mlp([4, 5, 2], norm="layer", seed=3), norm_mlp([4, 5, 2], norm="layer", seed=3)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from dlnotes.training import (
     accuracy,
+    first_epoch_reaching,
     loss_objective,
     minibatches,
     mlp,
@@ -105,3 +106,25 @@ def test_train_classifier_rejects_mismatched_rows():
     with pytest.raises(ValueError, match="same number of rows"):
         train_classifier(mlp([3, 2]), torch.randn(5, 3), torch.zeros(4, dtype=torch.long),
                          epochs=1, lr=0.1)
+
+
+def test_max_steps_stops_training_after_that_many_optimiser_steps():
+    X, y = torch.randn(50, 3), torch.randint(0, 2, (50,))
+    calls = []
+
+    def objective(model, xb, yb):
+        calls.append(len(xb))
+        loss = F.cross_entropy(model(xb), yb)
+        return loss, loss
+
+    hist = train_classifier(mlp([3, 2], seed=0), X, y, epochs=10, lr=0.1, batch_size=8,
+                            objective=objective, max_steps=9)
+    assert len(calls) == 9 and len(hist["train_loss"]) == 2  # 7 steps, then 2 more
+    with pytest.raises(ValueError, match="max_steps"):
+        train_classifier(mlp([3, 2]), X, y, epochs=1, lr=0.1, max_steps=0)
+
+
+def test_first_epoch_reaching_counts_from_one_and_returns_none_if_never():
+    assert first_epoch_reaching([0.2, 0.85, 0.91, 0.95], 0.9) == 3
+    assert first_epoch_reaching([0.2, 0.5], 0.9) is None
+    assert first_epoch_reaching([0.9], 0.9) == 1

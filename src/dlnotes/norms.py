@@ -31,10 +31,10 @@ __all__ = [
     "LayerNorm",
     "norm_mlp",
     "train_eval_disagreement",
+    "train_mode_logits",
     "variable_length_sequences",
     "pad_sequences",
     "batch_statistics",
-    "masked_batch_norm",
     "normalisation_jitter",
 ]
 
@@ -304,6 +304,8 @@ def norm_mlp(
     sizes: Sequence[int],
     norm: str | None = None,
     activation: Callable[[], nn.Module] = nn.Sigmoid,
+    *,
+    seed: int | None = None,
 ) -> nn.Sequential:
     """An MLP ``sizes[0] → … → sizes[-1]`` with a normalisation layer before each nonlinearity.
 
@@ -318,12 +320,20 @@ def norm_mlp(
         ``None``, ``"batch"`` (:class:`BatchNorm`) or ``"layer"`` (:class:`LayerNorm`).
     activation
         Factory of the nonlinearity (sigmoid by default).
+    seed
+        If given, the initial weights come from a generator seeded with it (the global torch
+        state is left untouched), as in :func:`dlnotes.training.mlp`.
 
     Raises
     ------
     ValueError
-        For fewer than two sizes, a size < 1 or an unknown ``norm``.
+        For fewer than two sizes, a size < 1, an unknown ``norm`` or a negative ``seed``.
     """
+    if seed is not None:
+        check_int_at_least("seed", seed, 0)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return norm_mlp(sizes, norm, activation)
     if len(sizes) < 2:
         raise ValueError(f"sizes must have at least 2 entries, got {list(sizes)}")
     for i, s in enumerate(sizes):
@@ -341,6 +351,30 @@ def norm_mlp(
     return nn.Sequential(*layers)
 
 
+def train_mode_logits(model: nn.Module, X: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Logits of ``X`` computed in train mode, in consecutive batches of ``batch_size`` rows.
+
+    Each batch is normalised with its own statistics, as during training. The computation runs
+    on a copy of ``model``: a train-mode forward pass updates BatchNorm's running statistics,
+    and doing that with test data would leak it into every later eval-mode measurement. A last,
+    partial batch is dropped (one row cannot be normalised in train mode, and a smaller batch
+    would be normalised differently), so the result has ``(len(X) // batch_size) *
+    batch_size`` rows. Used in chapter 6.
+
+    Raises
+    ------
+    ValueError
+        If ``X`` is not 2-D or ``batch_size`` < 2.
+    """
+    check_ndim("X", X, 2)
+    check_int_at_least("batch_size", batch_size, 2)
+    twin = copy.deepcopy(model)
+    twin.train()
+    n_full = (X.shape[0] // batch_size) * batch_size
+    with torch.no_grad():
+        return torch.cat([twin(b) for b in X[:n_full].split(batch_size)])
+
+
 def train_eval_disagreement(model: nn.Module, X: torch.Tensor, batch_size: int) -> float:
     """Fraction of rows of ``X`` whose predicted class differs between train and eval mode.
 
@@ -353,16 +387,11 @@ def train_eval_disagreement(model: nn.Module, X: torch.Tensor, batch_size: int) 
     ValueError
         If ``X`` is not 2-D or ``batch_size`` < 2.
     """
-    check_ndim("X", X, 2)
-    check_int_at_least("batch_size", batch_size, 2)
-    twin = copy.deepcopy(model)
+    train_pred = train_mode_logits(model, X, batch_size).argmax(dim=1)
+    twin = copy.deepcopy(model).eval()
     with torch.no_grad():
-        twin.eval()
-        eval_pred = twin(X).argmax(dim=1)
-        twin.train()
-        n_full = (X.shape[0] // batch_size) * batch_size  # a last batch of one cannot run
-        train_pred = torch.cat([twin(b).argmax(dim=1) for b in X[:n_full].split(batch_size)])
-    return float((train_pred != eval_pred[:n_full]).float().mean())
+        eval_pred = twin(X[: len(train_pred)]).argmax(dim=1)
+    return float((train_pred != eval_pred).float().mean())
 
 
 def variable_length_sequences(
@@ -463,23 +492,6 @@ def batch_statistics(
     tokens = x.reshape(-1, x.shape[2]) if mask is None else x[mask]
     mean = tokens.mean(dim=0)
     return mean, ((tokens - mean) ** 2).mean(dim=0)
-
-
-def masked_batch_norm(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Training-mode batch normalisation of a padded batch ``(B, T, C)`` over real tokens only.
-
-    Each feature is normalised with the mean and biased variance of the tokens where ``mask``
-    is true; padding positions are returned as 0. No affine parameters. Used in chapter 6.
-
-    Raises
-    ------
-    ValueError
-        As :func:`batch_statistics`, or for a negative ``eps``.
-    """
-    mean, var = batch_statistics(x, mask)
-    check_in_range("eps", eps, 0.0, float("inf"))
-    out = (x - mean) / torch.sqrt(var + eps)
-    return out * mask.unsqueeze(-1).to(out.dtype)
 
 
 def normalisation_jitter(

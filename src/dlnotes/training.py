@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dlnotes.validation import (
+    check_finite,
     check_int_at_least,
     check_nonnegative,
     check_positive,
@@ -18,7 +19,7 @@ from dlnotes.validation import (
 )
 
 __all__ = ["mlp", "minibatches", "accuracy", "loss_objective", "train_classifier",
-           "relu_activity", "permute_hidden_units", "Objective"]
+           "first_epoch_reaching", "relu_activity", "permute_hidden_units", "Objective"]
 
 
 def mlp(
@@ -116,6 +117,7 @@ def train_classifier(
     objective: Objective | None = None,
     seed: int = 0,
     on_epoch_end: Callable[[nn.Module], dict[str, float]] | None = None,
+    max_steps: int | None = None,
 ) -> dict[str, list[float]]:
     """Train ``model`` with mini-batch SGD and return per-epoch metrics.
 
@@ -137,6 +139,9 @@ def train_classifier(
     on_epoch_end
         Optional ``callback(model) -> {name: value}`` whose values are recorded each epoch
         (called under ``torch.no_grad`` with the model in eval mode).
+    max_steps
+        If given (≥ 1), training stops after this many optimiser steps, cutting the last epoch
+        short; runs with different batch sizes can so take the same number of steps.
 
     Returns
     -------
@@ -147,15 +152,23 @@ def train_classifier(
     check_positive("lr", lr)
     check_nonnegative("weight_decay", weight_decay)
     check_same_rows("X", X, "y", y)
+    if max_steps is not None:
+        check_int_at_least("max_steps", max_steps, 1)
     if objective is None:
         objective = loss_objective(F.cross_entropy)
     opt = torch.optim.SGD(model.parameters(), lr=lr, weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(seed)
     history: dict[str, list[float]] = {"train_loss": []}
+    steps = 0
     for _ in range(epochs):
+        if max_steps is not None and steps >= max_steps:
+            break
         model.train()
         total, count = 0.0, 0
         for idx in minibatches(X.shape[0], batch_size, gen):
+            if max_steps is not None and steps >= max_steps:
+                break
+            steps += 1
             opt.zero_grad()
             to_minimise, recorded = objective(model, X[idx], y[idx])
             to_minimise.backward()
@@ -169,6 +182,15 @@ def train_classifier(
                 for key, value in on_epoch_end(model).items():
                     history.setdefault(key, []).append(float(value))
     return history
+
+
+def first_epoch_reaching(curve: Sequence[float], target: float) -> int | None:
+    """The first epoch (counted from 1) at which ``curve`` reaches ``target``, else ``None``.
+
+    Used in chapter 6 for "epochs until the test accuracy first reaches 0.9".
+    """
+    check_finite("target", target)
+    return next((i + 1 for i, value in enumerate(curve) if value >= target), None)
 
 
 def relu_activity(model: nn.Sequential, X: torch.Tensor) -> list[torch.Tensor]:
