@@ -58,6 +58,7 @@ DERIVATIONS = (
     "det", "LUsolve", "gradient", "product", "Product", "doit", "limit_seq", "nsolve",
     "maximum", "minimum", "reduce_inequalities", "ask", "Matrix", "diag", "trace",
     "charpoly", "rank", "euler_equations", "idiff", "expand_log", "logcombine",
+    "gaussian_expectation",
 )
 DERIVATION = re.compile(
     r"\b(?:" + "|".join(DERIVATIONS) + r")\s*\("

@@ -14,6 +14,7 @@ from torch import nn
 
 from dlnotes.noise import (
     add_gaussian_noise,
+    cross_validated_noise_level,
     gauss_newton_penalty,
     gradient_norm_penalty,
     input_noise_solution,
@@ -25,6 +26,7 @@ from dlnotes.noise import (
     sharpness,
     train_noise_regularised,
     weight_noise_excess_loss,
+    weight_noise_expansion,
 )
 from dlnotes.training import mlp, train_classifier
 
@@ -384,3 +386,49 @@ def test_sharpness_at_a_least_squares_minimum_is_exactly_quadratic_in_the_radius
 def test_bad_input_raises_value_error_naming_the_problem(call, argument):
     with pytest.raises(ValueError, match=argument):
         call()
+
+
+def test_cross_validated_noise_level_matches_a_brute_force_k_fold_ridge_search():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 6))
+    y = X @ rng.normal(size=6) + rng.normal(size=40)
+    sigmas = [0.0, 0.3, 1.0, 3.0]
+    best, cv = cross_validated_noise_level(X, y, sigmas, folds=4, seed=2)
+    assignment = np.random.default_rng(2).permutation(40) % 4
+    expected = []
+    for s in sigmas:
+        errors = []
+        for k in range(4):
+            fit, held = assignment != k, assignment == k
+            # scikit-learn sums the loss: alpha = n_fit * lambda with lambda = sigma^2
+            model = Ridge(alpha=fit.sum() * s**2, fit_intercept=False).fit(X[fit], y[fit])
+            errors.append(((model.predict(X[held]) - y[held]) ** 2).mean())
+        expected.append(np.mean(errors))
+    assert np.allclose(cv, expected, rtol=1e-8)
+    assert best == sigmas[int(np.argmin(expected))]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [({"sigmas": []}, "sigmas"), ({"sigmas": [-1.0]}, "sigmas"), ({"folds": 1}, "folds"),
+     ({"folds": 50}, "folds")],
+    ids=["no-sigmas", "negative-sigma", "one-fold", "more-folds-than-rows"],
+)
+def test_cross_validated_noise_level_rejects_bad_arguments(kwargs, argument):
+    X, y = np.ones((10, 2)), np.ones(10)
+    args = {"sigmas": [0.1], "folds": 5} | kwargs
+    with pytest.raises(ValueError, match=argument):
+        cross_validated_noise_level(X, y, args["sigmas"], folds=args["folds"])
+
+
+def test_weight_noise_expansion_first_order_term_is_exact_for_a_linear_model():
+    X = torch.randn(30, 3, dtype=torch.float64)
+    y = torch.randn(30, dtype=torch.float64)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 1)).double()
+    check = weight_noise_expansion(net, X, y, [0.01, 0.001], samples=400)
+    # linear in the weights: tr H = 0, and E|g|^2 = E|x|^2 + 1 (the bias)
+    assert check.hess_term == pytest.approx(0.0, abs=1e-12)
+    assert check.grad_sq == pytest.approx(float((X**2).sum(1).mean()) + 1.0, rel=1e-10)
+    for eta, measured, se, rel_notes, rel_full in check.rows:
+        assert abs(measured - eta * check.grad_sq) < 4 * se
+        assert rel_notes == pytest.approx(rel_full)

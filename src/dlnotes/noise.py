@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -43,6 +44,9 @@ from dlnotes.validation import (
 )
 
 __all__ = [
+    "cross_validated_noise_level",
+    "weight_noise_expansion",
+    "ExpansionCheck",
     "add_gaussian_noise",
     "ridge_solution",
     "input_noise_solution",
@@ -161,6 +165,62 @@ def ridge_solution(X: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
     A = np.vstack([X / math.sqrt(n), math.sqrt(float(lam)) * np.eye(d)])
     b = np.concatenate([y / math.sqrt(n), np.zeros(d)])
     return np.linalg.lstsq(A, b, rcond=None)[0]
+
+
+def cross_validated_noise_level(
+    X: np.ndarray,
+    y: np.ndarray,
+    sigmas: Sequence[float],
+    *,
+    folds: int = 5,
+    seed: int = 0,
+) -> tuple[float, np.ndarray]:
+    r"""Choose an input-noise level σ by K-fold cross-validation on the training data.
+
+    For each σ, fits the expected noisy least squares, i.e. ridge with :math:`\lambda =
+    \sigma^2` (:func:`ridge_solution`), on K−1 folds and measures the mean squared error on the
+    held-out fold. The test data are never seen, so the chosen σ can be reported honestly.
+    Used in chapter 3.
+
+    Parameters
+    ----------
+    X, y
+        Training design ``(N, d)`` and targets ``(N,)``.
+    sigmas
+        Candidate noise standard deviations, each ≥ 0.
+    folds
+        Number of folds K, 2 ≤ K ≤ N.
+    seed
+        Seeds the random assignment of rows to folds.
+
+    Returns
+    -------
+    best_sigma, cv_mse
+        The σ with the smallest mean validation error (the first one on ties) and the mean
+        validation error of every σ, shape ``(len(sigmas),)``.
+
+    Raises
+    ------
+    ValueError
+        For bad data, an empty ``sigmas``, a negative σ or a bad ``folds``.
+    """
+    X, y = _check_regression_data(X, y)
+    if len(sigmas) == 0:
+        raise ValueError("sigmas must hold at least one noise level")
+    for i, s in enumerate(sigmas):
+        check_nonnegative(f"sigmas[{i}]", s)
+    check_int_at_least("folds", folds, 2)
+    if folds > X.shape[0]:
+        raise ValueError(f"folds must be <= the number of rows {X.shape[0]}, got {folds}")
+    check_int_at_least("seed", seed, 0)
+    assignment = np.random.default_rng(seed).permutation(X.shape[0]) % folds
+    cv_mse = np.zeros(len(sigmas))
+    for k in range(folds):
+        fit, held = assignment != k, assignment == k
+        for i, s in enumerate(sigmas):
+            w = ridge_solution(X[fit], y[fit], float(s) ** 2)
+            cv_mse[i] += ((X[held] @ w - y[held]) ** 2).mean() / folds
+    return float(sigmas[int(np.argmin(cv_mse))]), cv_mse
 
 
 def input_noise_solution(
@@ -670,6 +730,50 @@ def train_noise_regularised(
     history = train_classifier(model, X, y, epochs=epochs, lr=lr, batch_size=batch_size,
                                seed=seed, objective=objective)
     return history["train_loss"]
+
+
+class ExpansionCheck(NamedTuple):
+    """Measured weight-noise excess loss against the two truncations of its expansion."""
+
+    mse: float
+    grad_sq: float
+    hess_term: float
+    rows: list[tuple[float, float, float, float, float]]
+
+
+def weight_noise_expansion(
+    model: nn.Module, X: torch.Tensor, y: torch.Tensor, etas: Sequence[float], samples: int = 100
+) -> ExpansionCheck:
+    r"""Compare the measured excess squared error under weight noise with its expansion.
+
+    The expansion :math:`\mathbb E[(f_{W+\epsilon}-y)^2] - (f-y)^2 = \eta\,\mathbb E\lVert
+    g\rVert^2 + \eta\,\mathbb E[r\operatorname{tr}H] + O(\eta^2)` is truncated after the
+    notes' term :math:`\eta\,\mathbb E\lVert g\rVert^2` and after the full first order;
+    the excess itself is measured by :func:`weight_noise_excess_loss`. Used in chapter 3.
+
+    Returns
+    -------
+    ExpansionCheck
+        ``mse`` (the unperturbed mean squared error), ``grad_sq`` (:math:`\mathbb E\lVert
+        g\rVert^2`), ``hess_term`` (:math:`\mathbb E[r\operatorname{tr}H]`) and one row per η:
+        ``(eta, measured, standard error, relative error of the notes' term, relative error
+        of the first-order term)``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`weight_noise_excess_loss`.
+    """
+    with torch.no_grad():
+        residual = model(X)[:, 0] - y
+    grad_sq = gradient_norm_penalty(model, X, 1.0).item()
+    hess_term = float((residual * output_hessian_trace(model, X)).mean())
+    means, ses = weight_noise_excess_loss(model, X, y, etas, samples=samples)
+    rows = []
+    for eta, m, se in zip(etas, means, ses, strict=True):
+        notes, full = eta * grad_sq, eta * (grad_sq + hess_term)
+        rows.append((float(eta), float(m), float(se), (notes - m) / m, (full - m) / m))
+    return ExpansionCheck(float((residual**2).mean()), grad_sq, hess_term, rows)
 
 
 def sharpness(
