@@ -1,0 +1,563 @@
+r"""The EM algorithm for mixtures. Used in chapter 13, "The EM algorithm".
+
+With observed data :math:`x`, hidden data :math:`z` and parameters :math:`\theta`, EM repeats
+
+* **E step**: :math:`q(z) = p(z \mid x, \theta^{(t)})`, the posterior of the hidden data
+  (for a mixture: the *responsibility* of each component for each sample);
+* **M step**: :math:`\theta^{(t+1)} = \arg\max_\theta \mathbb E_q[\log p(x, z \mid \theta)]`,
+  the complete-data log-likelihood with the hidden data replaced by its expectation;
+
+and the log-likelihood :math:`\log p(x \mid \theta^{(t)})` never decreases (Dempster, Laird
+& Rubin 1977). The module holds:
+
+* :func:`two_coin_log_likelihood` and :func:`two_coin_em`: the two-coin example of Do &
+  Batzoglou (2008), a mixture of two binomials with equal, fixed mixing weights;
+* :func:`gaussian_mixture_posterior`, :func:`gaussian_mixture_elbo` and
+  :func:`gaussian_mixture_em`: Gaussian mixtures with full covariances, computed in log space
+  (Cholesky factors and log-sum-exp) so that far-away points do not underflow;
+* :func:`kmeans` (Lloyd's algorithm, "hard EM") and :func:`fixed_variance_em` (soft EM for
+  equal-weight spherical components of a fixed variance), whose small-variance limit is
+  k-means (Bishop 2006, §9.3.2).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from dlnotes.validation import (
+    check_finite,
+    check_in_range,
+    check_int_at_least,
+    check_ndim,
+    check_nonnegative,
+    check_positive,
+    check_same_shape,
+)
+
+__all__ = [
+    "two_coin_log_likelihood",
+    "two_coin_em",
+    "gaussian_mixture_posterior",
+    "gaussian_mixture_elbo",
+    "gaussian_mixture_em",
+    "kmeans",
+    "fixed_variance_em",
+]
+
+#: Relative tolerance for "the weights sum to 1" and "the covariance is symmetric".
+_SUM_TOL = 1e-8
+
+
+# ------------------------------------------------------------------------------- helpers
+
+
+def _as_float_array(name: str, x: Any, ndim: int) -> np.ndarray:
+    arr = np.asarray(x, dtype=np.float64)
+    check_ndim(name, arr, ndim)
+    check_finite(name, arr)
+    return arr
+
+
+def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
+    r"""Stable :math:`\log\sum\exp` along ``axis``; rows that are all :math:`-\infty` give
+    :math:`-\infty`."""
+    top = np.max(a, axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(divide="ignore"):
+        out = np.log(np.sum(np.exp(a - top), axis=axis, keepdims=True)) + top
+    return np.squeeze(out, axis=axis)
+
+
+def _xlogx(r: np.ndarray) -> np.ndarray:
+    r""":math:`r\log r` with the convention :math:`0\log 0 = 0`."""
+    safe = np.where(r > 0, r, 1.0)
+    return np.where(r > 0, r * np.log(safe), 0.0)
+
+
+def _xlogy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    r""":math:`x\log y` with :math:`0\log y = 0` for every :math:`y \ge 0`."""
+    x, y = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
+    with np.errstate(divide="ignore"):
+        return np.where(x == 0, 0.0, x * np.log(np.where(x == 0, 1.0, y)))
+
+
+# ------------------------------------------------------------------------------ two coins
+
+
+def _check_coin_data(heads: Any, tosses: Any) -> tuple[np.ndarray, np.ndarray]:
+    h = _as_float_array("heads", heads, 1)
+    n = _as_float_array("tosses", tosses, 1)
+    check_same_shape("heads", h, "tosses", n)
+    if h.size == 0:
+        raise ValueError("heads must hold at least one set of tosses")
+    if not (n > 0).all():
+        raise ValueError("tosses must be > 0 in every set")
+    if not ((h >= 0).all() and (h <= n).all()):
+        raise ValueError("heads must lie in [0, tosses] in every set")
+    return h, n
+
+
+def _coin_log_likelihoods(h: np.ndarray, n: np.ndarray, theta: Any) -> np.ndarray:
+    r""":math:`h_i\log\theta + (n_i-h_i)\log(1-\theta)`, shape ``theta.shape + (sets,)``."""
+    theta = np.asarray(theta, dtype=np.float64)[..., None]
+    return _xlogy(h, theta) + _xlogy(n - h, 1.0 - theta)
+
+
+def two_coin_log_likelihood(heads: Any, tosses: Any, theta_a: Any, theta_b: Any) -> np.ndarray:
+    r"""Log-likelihood of the observed toss sequences when the coin of each set is hidden.
+
+    Each set :math:`i` of :math:`n_i` tosses is made with coin A or coin B, chosen with
+    probability :math:`\tfrac12` each (as in Do & Batzoglou 2008), so
+
+    .. math::
+        \ell(\theta_A, \theta_B) = \sum_i \log\Big(\tfrac12\,\theta_A^{h_i}(1-\theta_A)^{n_i-h_i}
+        + \tfrac12\,\theta_B^{h_i}(1-\theta_B)^{n_i-h_i}\Big),
+
+    the probability of the *sequences* (no binomial coefficient; it would add a constant).
+    ``theta_a`` and ``theta_b`` broadcast against each other, so a grid of values gives the
+    whole likelihood surface at once. Used in chapter 13.
+
+    Parameters
+    ----------
+    heads, tosses
+        Numbers of heads and of tosses in each set, shape ``(sets,)``,
+        ``0 <= heads <= tosses``, ``tosses > 0``.
+    theta_a, theta_b
+        Head probabilities of the two coins in ``[0, 1]``, scalars or broadcastable arrays.
+
+    Returns
+    -------
+    numpy.ndarray
+        :math:`\ell` with the broadcast shape of ``theta_a`` and ``theta_b`` (0-d for scalars).
+
+    Raises
+    ------
+    ValueError
+        If the counts have different shapes or are out of range, or a head probability lies
+        outside ``[0, 1]`` or is not finite.
+    """
+    h, n = _check_coin_data(heads, tosses)
+    ta, tb = np.broadcast_arrays(np.asarray(theta_a, dtype=np.float64),
+                                 np.asarray(theta_b, dtype=np.float64))
+    for name, t in (("theta_a", ta), ("theta_b", tb)):
+        check_finite(name, t)
+        if not ((t >= 0).all() and (t <= 1).all()):
+            raise ValueError(f"{name} must lie in [0, 1]")
+    both = np.stack([_coin_log_likelihoods(h, n, ta), _coin_log_likelihoods(h, n, tb)])
+    return np.sum(_logsumexp(both, axis=0) + math.log(0.5), axis=-1)
+
+
+def two_coin_em(
+    heads: Any, tosses: Any, theta_a: float, theta_b: float, n_iter: int, *, hard: bool = False
+) -> list[tuple[float, float]]:
+    r"""EM for the two-coin mixture of Do & Batzoglou (2008): the path of the two biases.
+
+    E step: the posterior probability that set :math:`i` was tossed with coin A,
+
+    .. math::
+        w_i = \frac{\theta_A^{h_i}(1-\theta_A)^{n_i-h_i}}
+        {\theta_A^{h_i}(1-\theta_A)^{n_i-h_i} + \theta_B^{h_i}(1-\theta_B)^{n_i-h_i}},
+
+    computed from log-likelihoods with log-sum-exp. M step: the fraction of heads among the
+    expected tosses of each coin,
+
+    .. math::
+        \theta_A \leftarrow \frac{\sum_i w_i h_i}{\sum_i w_i n_i}, \qquad
+        \theta_B \leftarrow \frac{\sum_i (1-w_i) h_i}{\sum_i (1-w_i) n_i}.
+
+    The mixing weights stay fixed at :math:`\tfrac12`. If a coin's expected number of tosses
+    is exactly 0 (its posterior underflowed for every set), the expected complete-data
+    log-likelihood does not depend on its :math:`\theta`, and the old value is kept.
+
+    With ``hard=True`` the E step is replaced by a single guess, each set's more likely coin
+    (:math:`w_i \in \{0, 1\}`, :math:`\tfrac12` for a tie): "hard EM", which maximises the
+    likelihood of the completed data rather than of the observed data. Used in chapter 13.
+
+    Parameters
+    ----------
+    heads, tosses
+        Numbers of heads and of tosses in each set, shape ``(sets,)``,
+        ``0 <= heads <= tosses``, ``tosses > 0``.
+    theta_a, theta_b
+        Starting head probabilities, in the open interval ``(0, 1)``.
+    n_iter
+        Number of EM iterations, ≥ 0.
+    hard
+        Assign each set wholly to its more likely coin instead of weighting it by the
+        posterior.
+
+    Returns
+    -------
+    list of (float, float)
+        ``n_iter + 1`` pairs :math:`(\theta_A^{(t)}, \theta_B^{(t)})`, the start first.
+
+    Raises
+    ------
+    ValueError
+        If the counts have different shapes or are out of range, a starting value lies
+        outside ``(0, 1)``, or ``n_iter`` is not an integer ≥ 0.
+    """
+    h, n = _check_coin_data(heads, tosses)
+    check_in_range("theta_a", theta_a, 0.0, 1.0, low_inclusive=False)
+    check_in_range("theta_b", theta_b, 0.0, 1.0, low_inclusive=False)
+    check_int_at_least("n_iter", n_iter, 0)
+    path = [(float(theta_a), float(theta_b))]
+    for _ in range(n_iter):
+        ta, tb = path[-1]
+        log_a, log_b = _coin_log_likelihoods(h, n, ta), _coin_log_likelihoods(h, n, tb)
+        if hard:
+            w_a = (log_a > log_b) + 0.5 * (log_a == log_b)
+        else:
+            w_a = np.exp(log_a - _logsumexp(np.stack([log_a, log_b]), axis=0))
+        w_b = 1.0 - w_a
+        new = []
+        for w, old in ((w_a, ta), (w_b, tb)):
+            expected_tosses = float(w @ n)
+            new.append(float(w @ h) / expected_tosses if expected_tosses > 0 else old)
+        path.append((new[0], new[1]))
+    return path
+
+
+# ------------------------------------------------------------------------ Gaussian mixtures
+
+
+def _check_mixture(
+    X: Any, means: Any, covariances: Any, weights: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Validate a Gaussian mixture and return float64 arrays plus the Cholesky factors."""
+    X = _as_float_array("X", X, 2)
+    means = _as_float_array("means", means, 2)
+    covariances = _as_float_array("covariances", covariances, 3)
+    weights = _as_float_array("weights", weights, 1)
+    n, d = X.shape
+    k = means.shape[0]
+    if n < 1 or d < 1:
+        raise ValueError(f"X must have at least one row and one column, got shape {X.shape}")
+    if k < 1 or means.shape[1] != d:
+        raise ValueError(f"means must have shape (k, {d}) with k >= 1 (X has {d} columns), "
+                         f"got {means.shape}")
+    if covariances.shape != (k, d, d):
+        raise ValueError(f"covariances must have shape ({k}, {d}, {d}), got {covariances.shape}")
+    if weights.shape != (k,):
+        raise ValueError(f"weights must have shape ({k},), got {weights.shape}")
+    if not (weights > 0).all():
+        raise ValueError("weights must all be > 0")
+    if abs(weights.sum() - 1.0) > _SUM_TOL:
+        raise ValueError(f"weights must sum to 1, got {weights.sum()!r}")
+    return X, means, covariances, weights, _cholesky("covariances", covariances)
+
+
+def _cholesky(name: str, covariances: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factors of symmetric positive-definite matrices, else ``ValueError``."""
+    scale = np.abs(covariances).max(axis=(1, 2), keepdims=True)
+    if not np.allclose(covariances, np.swapaxes(covariances, 1, 2), rtol=0.0,
+                       atol=_SUM_TOL * float(scale.max())):
+        raise ValueError(f"{name} must be symmetric")
+    try:
+        return np.linalg.cholesky(covariances)
+    except np.linalg.LinAlgError:
+        raise ValueError(f"{name} must be positive definite") from None
+
+
+def _log_gaussians(X: np.ndarray, means: np.ndarray, chol: np.ndarray) -> np.ndarray:
+    r""":math:`\log\mathcal N(x_i \mid \mu_k, L_kL_k^\top)`, shape ``(n, k)``."""
+    d = X.shape[1]
+    diff = X[None, :, :] - means[:, None, :]  # (k, n, d)
+    z = np.linalg.solve(chol, np.swapaxes(diff, 1, 2))  # L_k z = x - mu_k: |z|^2 is Mahalanobis
+    log_det = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+    return -0.5 * (d * math.log(2.0 * math.pi) + log_det[None, :] + (z * z).sum(axis=1).T)
+
+
+def _e_step(
+    X: np.ndarray, means: np.ndarray, chol: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    log_joint = _log_gaussians(X, means, chol) + np.log(weights)
+    log_lik = _logsumexp(log_joint, axis=1)
+    return np.exp(log_joint - log_lik[:, None]), log_lik
+
+
+def gaussian_mixture_posterior(
+    X: Any, means: Any, covariances: Any, weights: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""The E step of a Gaussian mixture: responsibilities and per-sample log-likelihoods.
+
+    .. math::
+        r_{ik} = p(z_i = k \mid x_i) = \frac{\pi_k\,\mathcal N(x_i\mid\mu_k,\Sigma_k)}
+        {\sum_j \pi_j\,\mathcal N(x_i\mid\mu_j,\Sigma_j)}, \qquad
+        \log p(x_i) = \log\sum_k \pi_k\,\mathcal N(x_i\mid\mu_k,\Sigma_k),
+
+    both from the log densities (Cholesky factors) with log-sum-exp, so a sample far from every
+    component still gets finite values. Used in chapter 13.
+
+    Parameters
+    ----------
+    X
+        Samples, shape ``(n, d)``.
+    means
+        Component means, shape ``(k, d)``.
+    covariances
+        Symmetric positive-definite component covariances, shape ``(k, d, d)``.
+    weights
+        Mixing weights, shape ``(k,)``, all > 0, summing to 1.
+
+    Returns
+    -------
+    responsibilities, log_likelihoods
+        Arrays of shape ``(n, k)`` (rows sum to 1) and ``(n,)``.
+
+    Raises
+    ------
+    ValueError
+        On wrong shapes or non-finite values, covariances that are not symmetric positive
+        definite, or weights that are not positive or do not sum to 1; the message names the
+        argument.
+    """
+    X, means, _, weights, chol = _check_mixture(X, means, covariances, weights)
+    return _e_step(X, means, chol, weights)
+
+
+def gaussian_mixture_elbo(
+    X: Any, means: Any, covariances: Any, weights: Any, responsibilities: Any
+) -> float:
+    r"""The evidence lower bound of a Gaussian mixture for a given :math:`q(z)`, per sample.
+
+    .. math::
+        \mathcal L(q, \theta) = \frac1n\sum_i\sum_k q_{ik}\big(\log\pi_k
+        + \log\mathcal N(x_i\mid\mu_k,\Sigma_k) - \log q_{ik}\big)
+        = \frac1n\sum_i \Big(\log p(x_i) - \mathrm{KL}\big(q_i \,\|\, p(z_i\mid x_i)\big)\Big),
+
+    with :math:`0\log 0 = 0`. It equals the mean log-likelihood when ``responsibilities`` is
+    the posterior (:func:`gaussian_mixture_posterior`) and is smaller otherwise. Used in
+    chapter 13.
+
+    Parameters
+    ----------
+    X, means, covariances, weights
+        As in :func:`gaussian_mixture_posterior`.
+    responsibilities
+        :math:`q`, shape ``(n, k)``, non-negative rows that sum to 1.
+
+    Returns
+    -------
+    float
+        :math:`\mathcal L(q, \theta)`.
+
+    Raises
+    ------
+    ValueError
+        As :func:`gaussian_mixture_posterior`, or if ``responsibilities`` has the wrong shape,
+        negative entries or rows that do not sum to 1.
+    """
+    X, means, _, weights, chol = _check_mixture(X, means, covariances, weights)
+    q = _as_float_array("responsibilities", responsibilities, 2)
+    if q.shape != (X.shape[0], means.shape[0]):
+        raise ValueError(f"responsibilities must have shape {(X.shape[0], means.shape[0])}, "
+                         f"got {q.shape}")
+    if not (q >= 0).all() or not np.allclose(q.sum(axis=1), 1.0, rtol=0.0, atol=_SUM_TOL):
+        raise ValueError("responsibilities must be non-negative with rows summing to 1")
+    log_joint = _log_gaussians(X, means, chol) + np.log(weights)
+    expected_log_joint = np.where(q > 0, q * log_joint, 0.0)
+    return float((expected_log_joint - _xlogx(q)).sum(axis=1).mean())
+
+
+def _m_step(
+    X: np.ndarray, resp: np.ndarray, reg_covar: float, iteration: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    counts = resp.sum(axis=0)
+    if not (counts > 0).all():
+        k = int(np.argmin(counts))
+        raise FloatingPointError(f"component {k} lost all its responsibility at iteration "
+                                 f"{iteration}; start elsewhere or use fewer components")
+    means = resp.T @ X / counts[:, None]
+    diff = X[None, :, :] - means[:, None, :]  # (k, n, d)
+    weighted = resp.T[:, :, None] * diff
+    covariances = np.swapaxes(weighted, 1, 2) @ diff / counts[:, None, None]
+    covariances = 0.5 * (covariances + np.swapaxes(covariances, 1, 2))
+    covariances += reg_covar * np.eye(X.shape[1])
+    return means, covariances, counts / X.shape[0]
+
+
+def gaussian_mixture_em(
+    X: Any,
+    means: Any,
+    covariances: Any,
+    weights: Any,
+    n_iter: int,
+    *,
+    reg_covar: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    r"""EM for a Gaussian mixture with full covariances, from a given start.
+
+    Each iteration is an E step (:func:`gaussian_mixture_posterior`) followed by the M step,
+    the closed-form maximiser of the expected complete-data log-likelihood:
+
+    .. math::
+        N_k = \sum_i r_{ik},\quad
+        \mu_k = \frac{1}{N_k}\sum_i r_{ik}x_i,\quad
+        \Sigma_k = \frac{1}{N_k}\sum_i r_{ik}(x_i-\mu_k)(x_i-\mu_k)^\top,\quad
+        \pi_k = \frac{N_k}{n}.
+
+    With ``reg_covar = 0`` this is exact EM, and ``log_likelihoods`` never decreases (up to
+    rounding). scikit-learn's ``GaussianMixture(covariance_type="full", reg_covar=r,
+    tol=0, max_iter=n_iter)`` started from the same ``means_init``, ``weights_init`` and
+    ``precisions_init`` (the inverse covariances) runs the same iterations. Used in
+    chapter 13.
+
+    Parameters
+    ----------
+    X, means, covariances, weights
+        The data and the starting parameters, as in :func:`gaussian_mixture_posterior`.
+    n_iter
+        Number of EM iterations, ≥ 0.
+    reg_covar
+        Non-negative number added to the diagonal of every covariance in the M step
+        (scikit-learn's regulariser against collapsing components; 0 for exact EM).
+
+    Returns
+    -------
+    means, covariances, weights, log_likelihoods
+        The parameters after ``n_iter`` iterations, shapes ``(k, d)``, ``(k, d, d)``, ``(k,)``,
+        and the mean log-likelihood per sample :math:`\frac1n\sum_i\log p(x_i)` at the start
+        and after each iteration, shape ``(n_iter + 1,)``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`gaussian_mixture_posterior`, or if ``n_iter`` is not an integer ≥ 0 or
+        ``reg_covar`` is negative.
+    FloatingPointError
+        If a component collapses during the iterations: it receives no responsibility at
+        all, or its covariance stops being positive definite (the likelihood of a Gaussian
+        mixture is unbounded; ``reg_covar > 0`` prevents the second case).
+    """
+    X, means, covariances, weights, chol = _check_mixture(X, means, covariances, weights)
+    check_int_at_least("n_iter", n_iter, 0)
+    check_nonnegative("reg_covar", reg_covar)
+    resp, log_lik = _e_step(X, means, chol, weights)
+    history = [float(log_lik.mean())]
+    for t in range(1, n_iter + 1):
+        means, covariances, weights = _m_step(X, resp, float(reg_covar), t)
+        try:
+            chol = np.linalg.cholesky(covariances)
+        except np.linalg.LinAlgError:
+            raise FloatingPointError(f"a covariance stopped being positive definite at "
+                                     f"iteration {t}; use reg_covar > 0") from None
+        resp, log_lik = _e_step(X, means, chol, weights)
+        history.append(float(log_lik.mean()))
+    return means, covariances, weights, np.asarray(history)
+
+
+# ------------------------------------------------------------------- hard EM and k-means
+
+
+def _check_centres(X: Any, means: Any) -> tuple[np.ndarray, np.ndarray]:
+    X = _as_float_array("X", X, 2)
+    means = _as_float_array("means", means, 2)
+    if X.shape[0] < 1:
+        raise ValueError("X must have at least one row")
+    if means.shape[0] < 1 or means.shape[1] != X.shape[1]:
+        raise ValueError(f"means must have shape (k, {X.shape[1]}) with k >= 1, "
+                         f"got {means.shape}")
+    return X, means
+
+
+def _squared_distances(X: np.ndarray, means: np.ndarray) -> np.ndarray:
+    return ((X[:, None, :] - means[None, :, :]) ** 2).sum(axis=2)
+
+
+def _spherical_responsibilities(X: np.ndarray, means: np.ndarray, variance: float) -> np.ndarray:
+    logits = -_squared_distances(X, means) / (2.0 * variance)
+    return np.exp(logits - _logsumexp(logits, axis=1)[:, None])
+
+
+def kmeans(X: Any, means: Any, n_iter: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Lloyd's k-means algorithm from given centres: EM with hard assignments.
+
+    Each iteration assigns every sample to its nearest centre (ties to the lowest index) and
+    moves each centre to the mean of its samples; a centre with no samples stays where it is.
+    The objective :math:`J = \sum_i \min_k \lVert x_i - \mu_k\rVert^2` never increases.
+    scikit-learn's ``KMeans(init=means, n_init=1, tol=0, algorithm="lloyd")`` runs the same
+    iterations as long as no cluster empties. Used in chapter 13.
+
+    Parameters
+    ----------
+    X
+        Samples, shape ``(n, d)``.
+    means
+        Starting centres, shape ``(k, d)``.
+    n_iter
+        Number of iterations, ≥ 0.
+
+    Returns
+    -------
+    means, labels, objective
+        The final centres ``(k, d)``, each sample's nearest final centre ``(n,)``, and
+        :math:`J` at the start and after each iteration, shape ``(n_iter + 1,)``.
+
+    Raises
+    ------
+    ValueError
+        On wrong shapes, non-finite values or ``n_iter`` not an integer ≥ 0.
+    """
+    X, means = _check_centres(X, means)
+    check_int_at_least("n_iter", n_iter, 0)
+    means = means.copy()
+    dist = _squared_distances(X, means)
+    objective = [float(dist.min(axis=1).sum())]
+    for _ in range(n_iter):
+        labels = dist.argmin(axis=1)
+        for k in range(means.shape[0]):
+            if (labels == k).any():
+                means[k] = X[labels == k].mean(axis=0)
+        dist = _squared_distances(X, means)
+        objective.append(float(dist.min(axis=1).sum()))
+    return means, dist.argmin(axis=1), np.asarray(objective)
+
+
+def fixed_variance_em(
+    X: Any, means: Any, variance: float, n_iter: int
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Soft EM for equal-weight spherical Gaussians of a fixed variance: only the means move.
+
+    E step :math:`r_{ik} \propto \exp\!\big(-\lVert x_i-\mu_k\rVert^2 / (2\sigma^2)\big)`
+    (log-sum-exp, so tiny :math:`\sigma^2` is safe); M step
+    :math:`\mu_k = \sum_i r_{ik}x_i / \sum_i r_{ik}` (a centre with zero total responsibility
+    stays where it is). As :math:`\sigma^2 \to 0` the responsibilities become the nearest-centre
+    indicators and each iteration becomes a k-means iteration (:func:`kmeans`). Used in
+    chapter 13.
+
+    Parameters
+    ----------
+    X
+        Samples, shape ``(n, d)``.
+    means
+        Starting means, shape ``(k, d)``.
+    variance
+        The shared variance :math:`\sigma^2 > 0` of every coordinate.
+    n_iter
+        Number of iterations, ≥ 0.
+
+    Returns
+    -------
+    means, responsibilities
+        The final means ``(k, d)`` and the responsibilities under them ``(n, k)``.
+
+    Raises
+    ------
+    ValueError
+        On wrong shapes, non-finite values, ``variance`` ≤ 0 or ``n_iter`` not an integer ≥ 0.
+    """
+    X, means = _check_centres(X, means)
+    check_positive("variance", variance)
+    check_int_at_least("n_iter", n_iter, 0)
+    means = means.copy()
+    resp = _spherical_responsibilities(X, means, float(variance))
+    for _ in range(n_iter):
+        counts = resp.sum(axis=0)
+        moved = counts > 0
+        means[moved] = (resp.T @ X)[moved] / counts[moved, None]
+        resp = _spherical_responsibilities(X, means, float(variance))
+    return means, resp
