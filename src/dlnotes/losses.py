@@ -304,3 +304,50 @@ def saturated_sigmoid_training(
             b -= lr * gb
             history.append(float(((X @ w + b > 0).to(y.dtype) == y).float().mean()))
     return history
+
+
+# ------------------------------------------------------- chapter 12: a smooth surrogate of F1
+
+__all__ += ["soft_f1_loss"]
+
+
+def soft_f1_loss(probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    r"""One minus the soft F1 score, a differentiable surrogate for :math:`1 - F_1`.
+
+    .. math::
+        \ell(p, y) = 1 - \frac{2\sum_i p_iy_i}{\sum_i p_i + \sum_i y_i},
+
+    that is :math:`1 - 2\,\mathrm{TP}/(2\,\mathrm{TP} + \mathrm{FP} + \mathrm{FN})` with the
+    counts replaced by sums of probabilities. On hard predictions :math:`p \in \{0, 1\}` it is
+    exactly :math:`1 - F_1`; when there are no positives and none is predicted (the
+    denominator is 0) it is 0, like F1 = 1 by convention. Used in chapter 12, "Gradients
+    through sampling".
+
+    Parameters
+    ----------
+    probs
+        Predicted probabilities of the positive class, values in [0, 1].
+    targets
+        Same shape, labels (or soft labels) in [0, 1].
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar in [0, 1], over all elements together (F1 is not a mean of per-example terms).
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ, ``probs`` is not floating, an input is not finite or a value
+        lies outside [0, 1].
+    """
+    _check_pair("probs", probs, "targets", targets)
+    if not probs.is_floating_point():
+        raise ValueError(f"probs must be a floating tensor, got dtype {probs.dtype}")
+    for name, t in (("probs", probs), ("targets", targets)):
+        if bool(((t < 0) | (t > 1)).any()):
+            raise ValueError(f"{name} must lie in [0, 1]")
+    tp = (probs * targets).sum()
+    denominator = probs.sum() + targets.sum()
+    safe = denominator.clamp(min=torch.finfo(probs.dtype).tiny)
+    return torch.where(denominator > 0, 1.0 - 2.0 * tp / safe, torch.zeros_like(tp))

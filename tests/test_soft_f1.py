@@ -1,0 +1,68 @@
+"""dlnotes.losses.soft_f1_loss against scikit-learn's F1 and its own definition."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import f1_score
+
+from dlnotes.losses import soft_f1_loss
+
+
+@given(st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=60))
+@settings(max_examples=80, deadline=None)
+def test_soft_f1_loss_is_one_minus_sklearn_f1_on_hard_predictions(pairs):
+    pred = np.array([p for p, _ in pairs], dtype=np.float64)
+    target = np.array([t for _, t in pairs], dtype=np.float64)
+    loss = soft_f1_loss(torch.tensor(pred), torch.tensor(target))
+    expected = 1.0 - f1_score(target, pred, zero_division=1.0)
+    assert float(loss) == pytest.approx(expected, abs=1e-12)
+
+
+@given(st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), min_size=1, max_size=30))
+@settings(max_examples=60, deadline=None)
+def test_soft_f1_loss_lies_in_the_unit_interval_and_has_a_finite_gradient(pairs):
+    probs = torch.tensor([p for p, _ in pairs], dtype=torch.float64, requires_grad=True)
+    targets = torch.tensor([t for _, t in pairs], dtype=torch.float64)
+    loss = soft_f1_loss(probs, targets)
+    loss.backward()
+    assert -1e-12 <= float(loss.detach()) <= 1.0 + 1e-12
+    assert torch.isfinite(probs.grad).all()
+
+
+def test_soft_f1_loss_is_the_expected_counts_formula_and_its_gradient():
+    probs = torch.tensor([0.9, 0.2, 0.6, 0.1], dtype=torch.float64, requires_grad=True)
+    targets = torch.tensor([1.0, 0.0, 1.0, 1.0], dtype=torch.float64)
+    tp = 0.9 + 0.6 + 0.1  # expected counts: sum p*y, sum p*(1-y), sum (1-p)*y
+    fp = 0.2
+    fn = (1 - 0.9) + (1 - 0.6) + (1 - 0.1)
+    loss = soft_f1_loss(probs, targets)
+    assert float(loss.detach()) == pytest.approx(1 - 2 * tp / (2 * tp + fp + fn))
+    loss.backward()
+    denominator = 1.8 + 3.0
+    expected = -(2 * targets * denominator - 2 * tp) / denominator**2
+    assert torch.allclose(probs.grad, expected)
+
+
+def test_soft_f1_loss_is_zero_when_nothing_is_positive_or_predicted():
+    zeros = torch.zeros(5)
+    assert float(soft_f1_loss(zeros, zeros)) == 0.0
+
+
+@pytest.mark.parametrize(
+    "probs,targets",
+    [
+        (torch.tensor([0.5, 1.5]), torch.tensor([0.0, 1.0])),
+        (torch.tensor([0.5, 0.5]), torch.tensor([0.0, -1.0])),
+        (torch.tensor([0.5, float("nan")]), torch.tensor([0.0, 1.0])),
+        (torch.tensor([0.5, 0.5, 0.5]), torch.tensor([0.0, 1.0])),
+        (torch.tensor([0, 1]), torch.tensor([0.0, 1.0])),
+        (np.array([0.5, 0.5]), torch.tensor([0.0, 1.0])),
+    ],
+    ids=["prob-above-one", "negative-target", "nan-prob", "shape-mismatch", "integer-probs",
+         "numpy-probs"],
+)
+def test_soft_f1_loss_rejects_bad_input(probs, targets):
+    with pytest.raises(ValueError):
+        soft_f1_loss(probs, targets)
