@@ -132,6 +132,7 @@ class Dropout(nn.Module):
         self.generator = generator
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Inverted dropout of ``x`` in training mode, the identity in eval mode."""
         return dropout(x, self.p, training=self.training, generator=self.generator)
 
     def extra_repr(self) -> str:

@@ -50,19 +50,19 @@ __all__ = [
     "sliding_window_max",
 ]
 
-#: One layer: ``(kernel, stride)`` or ``(kernel, stride, dilation)``.
+#: A layer, given as ``(kernel, stride)`` or ``(kernel, stride, dilation)``.
 Layer = tuple[int, int] | tuple[int, int, int]
 
-#: VGG-16 (Simonyan & Zisserman, 2015) from the input to pool5: 3×3 convolutions of stride 1
-#: in blocks of 2, 2, 3, 3, 3, each block followed by a 2×2 max pool of stride 2.
+#: The layers of VGG-16 (Simonyan & Zisserman, 2015) up to pool5 — 3×3 convolutions of stride
+#: 1 in blocks of 2, 2, 3, 3, 3, each block followed by a 2×2 max pool of stride 2.
 VGG16_POOL5: tuple[Layer, ...] = tuple(
     layer
     for n_convs in (2, 2, 3, 3, 3)
     for layer in [(3, 1)] * n_convs + [(2, 2)]
 )
 
-#: AlexNet (Krizhevsky et al., 2012) from the input to pool5: conv 11/4, pool 3/2, conv 5/1,
-#: pool 3/2, three conv 3/1, pool 3/2.
+#: The layers of AlexNet (Krizhevsky et al., 2012) up to pool5 — conv 11/4, pool 3/2, conv
+#: 5/1, pool 3/2, three conv 3/1, pool 3/2.
 ALEXNET_POOL5: tuple[Layer, ...] = (
     (11, 4), (3, 2), (5, 1), (3, 2), (3, 1), (3, 1), (3, 1), (3, 2),
 )
