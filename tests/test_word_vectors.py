@@ -35,6 +35,7 @@ from dlnotes.word_vectors import (
     sgns_pair_loss,
     shifted_pmi,
     similarity_spearman,
+    simple_tokens,
     skipgram_pairs,
     space_prefixed_share,
     static_word_vectors,
@@ -58,7 +59,7 @@ def utf8_encode(text):
 
 @pytest.fixture(scope="module")
 def lee_docs():
-    return data.lee_tokens()
+    return simple_tokens(data.lee_corpus("background"))
 
 
 @pytest.fixture(scope="module")
@@ -232,8 +233,9 @@ def test_train_word2vec_is_identical_across_calls_and_reports_each_epoch(lee_doc
 def test_train_word2vec_does_not_depend_on_pythonhashseed(lee_docs):
     here = train_word2vec(lee_docs[:40], sg=True, vector_size=8, epochs=2, seed=5)
     script = ("import sys, numpy as np\nfrom dlnotes import data\n"
-              "from dlnotes.word_vectors import train_word2vec\n"
-              "wv = train_word2vec(data.lee_tokens()[:40], sg=True, vector_size=8, epochs=2, "
+              "from dlnotes.word_vectors import simple_tokens, train_word2vec\n"
+              "docs = simple_tokens(data.lee_corpus('background')[:40])\n"
+              "wv = train_word2vec(docs, sg=True, vector_size=8, epochs=2, "
               "seed=5)\nnp.save(sys.stdout.buffer, wv.vectors)\n")
     env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(ROOT / "src")}
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
@@ -301,7 +303,7 @@ def test_minilm_token_embeddings_follow_the_packaged_vocabulary():
 # --- data loaders of chapter 10 ----------------------------------------------------------------
 
 
-def test_lee_tokens_are_lower_case_words_of_the_300_documents(lee_docs):
+def test_simple_tokens_of_lee_are_lower_case_words_of_the_300_documents(lee_docs):
     assert len(lee_docs) == 300 and sum(map(len, lee_docs)) == 58152
     assert all(t.isalpha() and t == t.lower() and 2 <= len(t) <= 15 for d in lee_docs for t in d)
 
@@ -343,6 +345,8 @@ BAD_INPUT = [
     (lambda: tokens_per_character(utf8_encode, "no Chinese"), "Chinese"),
     (lambda: tokens_per_word(utf8_encode, [""]), "words"),
     (lambda: cjk_runs(3), "text"),
+    (lambda: simple_tokens("one text"), "texts"),
+    (lambda: simple_tokens(["a", 3]), "texts"),
     (lambda: space_prefixed_share(["str"]), "pieces"),
     (lambda: cosine_matrix(np.ones((2, 3)), np.ones((2, 2))), "columns"),
     (lambda: cosine_matrix(np.zeros((1, 2)), np.ones((1, 2))), "norm"),

@@ -27,7 +27,6 @@ __all__ = [
     "lee_sentences",
     "lee_similarity_pairs",
     "word_similarity",
-    "lee_tokens",
     "analogy_questions",
 ]
 
@@ -297,37 +296,7 @@ def word_similarity(name: str) -> tuple[list[tuple[str, str]], np.ndarray]:
     return pairs, np.array(ratings)
 
 
-# --- Tokenised text and analogy questions (chapter 10) --------------------------------------
-
-
-def lee_tokens(part: str = "background") -> list[list[str]]:
-    """The Lee corpus tokenised for word vectors: one list of lower-case words per document.
-
-    Tokenised with gensim's ``simple_preprocess`` (lower-cased, accents removed, tokens of 2 to
-    15 letters; digits and punctuation dropped), as gensim's own word2vec tutorial does.
-
-    Parameters
-    ----------
-    part
-        ``"background"`` (300 documents, 58,152 tokens) or ``"test"``, see :func:`lee_corpus`.
-
-    Returns
-    -------
-    list of list of str
-        The documents' tokens, in corpus order.
-
-    Raises
-    ------
-    ValueError
-        For an unknown ``part``.
-
-    Notes
-    -----
-    Used in chapter 10.
-    """
-    from gensim.utils import simple_preprocess
-
-    return [simple_preprocess(doc) for doc in lee_corpus(part)]
+# --- Word-analogy questions (chapter 10) -----------------------------------------------------
 
 
 def analogy_questions() -> tuple[list[str], list[tuple[str, str, str, str]]]:
