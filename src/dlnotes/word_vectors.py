@@ -229,11 +229,11 @@ def truncated_bpe(tokenizer: Tokenizer, n_merges: int) -> Tokenizer:
     ValueError
         If ``n_merges`` is out of range or the model is not BPE.
     """
-    merges = trained_merges(tokenizer)
+    model = _bpe_model(tokenizer)
+    merges = _merge_pairs(model)
     check_int_at_least("n_merges", n_merges, 0)
     if n_merges > len(merges):
         raise ValueError(f"n_merges must be at most {len(merges)}, got {n_merges}")
-    model = json.loads(tokenizer.to_str())["model"]
     merged = {a + b for a, b in merges}
     kept = {a + b for a, b in merges[:n_merges]}
     vocab = {t: i for t, i in model["vocab"].items() if t not in merged or t in kept}
@@ -260,9 +260,17 @@ def trained_merges(tokenizer: Tokenizer) -> list[tuple[str, str]]:
     ValueError
         If the tokenizer's model is not BPE.
     """
+    return _merge_pairs(_bpe_model(tokenizer))
+
+
+def _bpe_model(tokenizer: Tokenizer) -> dict:
     model = json.loads(tokenizer.to_str())["model"]
     if model.get("type") != "BPE":
         raise ValueError(f"tokenizer must have a BPE model, got {model.get('type')!r}")
+    return model
+
+
+def _merge_pairs(model: dict) -> list[tuple[str, str]]:
     # Older versions of tokenizers store "a b" strings, newer ones [a, b] lists.
     return [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model["merges"]]
 
