@@ -228,6 +228,10 @@ def truncated_bpe(tokenizer: Tokenizer, n_merges: int) -> Tokenizer:
     ------
     ValueError
         If ``n_merges`` is out of range or the model is not BPE.
+
+    Notes
+    -----
+    Used in chapter 10.
     """
     model = _bpe_model(tokenizer)
     merges = _merge_pairs(model)
@@ -259,6 +263,10 @@ def trained_merges(tokenizer: Tokenizer) -> list[tuple[str, str]]:
     ------
     ValueError
         If the tokenizer's model is not BPE.
+
+    Notes
+    -----
+    Used in chapter 10.
     """
     return _merge_pairs(_bpe_model(tokenizer))
 
@@ -302,6 +310,10 @@ def tokens_per_word(
     ------
     ValueError
         If a word is not a non-empty string.
+
+    Notes
+    -----
+    Used in chapter 10.
     """
     counts = []
     for word in words:
@@ -314,10 +326,24 @@ def tokens_per_word(
 def cjk_runs(text: str) -> list[str]:
     """The maximal runs of Chinese characters (CJK Unified Ideographs) in ``text``, in order.
 
+    Parameters
+    ----------
+    text
+        Any text.
+
+    Returns
+    -------
+    list of str
+        The runs matched by :data:`CJK_RUN`.
+
     Raises
     ------
     ValueError
         If ``text`` is not a string.
+
+    Notes
+    -----
+    Used in chapter 10.
     """
     if not isinstance(text, str):
         raise ValueError(f"text must be a string, got {type(text).__name__}")
@@ -346,6 +372,10 @@ def tokens_per_character(encode: Callable[[str], Sequence[int]], text: str) -> t
     ------
     ValueError
         If ``text`` is not a string or holds no Chinese character.
+
+    Notes
+    -----
+    Used in chapter 10.
     """
     runs = cjk_runs(text)
     if not runs:
@@ -375,6 +405,10 @@ def space_prefixed_share(pieces: Sequence[bytes]) -> tuple[int, int]:
     ------
     ValueError
         If a piece is not ``bytes``.
+
+    Notes
+    -----
+    Used in chapter 10.
     """
     prefixed = spaces_alone = 0
     for piece in pieces:
@@ -415,6 +449,10 @@ def skipgram_pairs(tokens: Sequence[Any], window: int) -> list[tuple[Any, Any]]:
     ------
     ValueError
         If ``window`` < 1 or ``tokens`` is a string (pass a list of tokens).
+
+    Notes
+    -----
+    Used in chapter 10.
     """
     check_int_at_least("window", window, 1)
     if isinstance(tokens, str | bytes):
@@ -445,6 +483,10 @@ def cooccurrence_counts(centres: Any, contexts: Any, n_words: int) -> np.ndarray
     ------
     ValueError
         If the arrays differ in length, are not 1-D integer arrays or hold ids out of range.
+
+    Notes
+    -----
+    Used in chapter 10.
     """
     check_int_at_least("n_words", n_words, 1)
     w, c = _pair_arrays(centres, contexts, n_words)
@@ -497,6 +539,10 @@ def shifted_pmi(counts: Any, k: float = 1.0) -> np.ndarray:
     ValueError
         If ``counts`` is not 2-D, has a negative or non-finite entry or sums to 0, or
         ``k`` <= 0.
+
+    Notes
+    -----
+    Used in chapter 10.
     """
     counts = np.asarray(counts, dtype=np.float64)
     check_ndim("counts", counts, 2)
@@ -544,6 +590,10 @@ def sgns_pair_loss(w: torch.Tensor, c: torch.Tensor, negatives: torch.Tensor) ->
     ------
     ValueError
         If the shapes do not fit together.
+
+    Notes
+    -----
+    Used in chapter 10.
     """
     check_ndim("w", w, 2)
     check_ndim("negatives", negatives, 3)
@@ -672,6 +722,10 @@ def simple_tokens(texts: Iterable[str]) -> list[list[str]]:
     ------
     ValueError
         If ``texts`` is a single string or holds a non-string.
+
+    Notes
+    -----
+    Used in chapter 10.
     """
     if isinstance(texts, str):
         raise ValueError("texts must be a sequence of strings, not one string")
@@ -686,6 +740,20 @@ def crc32_hash(text: str) -> int:
 
     gensim's ``Word2Vec`` takes a ``hashfxn`` that defaults to Python's ``hash``, which is
     salted per process unless ``PYTHONHASHSEED`` is set; this one is not.
+
+    Parameters
+    ----------
+    text
+        Any string.
+
+    Returns
+    -------
+    int
+        ``zlib.crc32`` of the UTF-8 bytes, in ``[0, 2**32)``.
+
+    Notes
+    -----
+    Used in chapter 10.
     """
     return zlib.crc32(text.encode("utf-8"))
 
@@ -756,6 +824,10 @@ def train_word2vec(
     ------
     ValueError
         If an integer argument is out of range or ``sentences`` is empty.
+
+    Notes
+    -----
+    Used in chapter 10.
     """
     for name, value in (("vector_size", vector_size), ("window", window),
                         ("min_count", min_count), ("negative", negative), ("epochs", epochs)):
@@ -777,10 +849,24 @@ def train_word2vec(
 def cosine_matrix(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     """Cosine similarity of every row of ``A`` with every row of ``B``.
 
+    Parameters
+    ----------
+    A, B
+        2-D arrays ``(n, d)`` and ``(m, d)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, m)`` float64 matrix of cosines.
+
     Raises
     ------
     ValueError
         If the inputs are not 2-D with the same number of columns, or a row has norm 0.
+
+    Notes
+    -----
+    Used in chapter 10.
     """
     A, B = np.asarray(A, dtype=np.float64), np.asarray(B, dtype=np.float64)
     check_ndim("A", A, 2)
@@ -822,6 +908,10 @@ def nearest_words(
     ------
     ValueError
         If the shapes do not fit or ``n`` < 1.
+
+    Notes
+    -----
+    Used in chapter 10.
     """
     check_int_at_least("n", n, 1)
     vectors = np.asarray(vectors, dtype=np.float64)
@@ -860,6 +950,10 @@ def similarity_spearman(
     ------
     ValueError
         If ``pairs`` and ``ratings`` differ in length.
+
+    Notes
+    -----
+    Used in chapter 10.
     """
     ratings = np.asarray(ratings, dtype=np.float64)
     if len(pairs) != len(ratings):
@@ -903,6 +997,10 @@ def analogy_accuracy(
     ------
     ValueError
         If ``words`` and ``vectors`` differ in length.
+
+    Notes
+    -----
+    Used in chapter 10.
     """
     vectors = np.asarray(vectors, dtype=np.float64)
     check_ndim("vectors", vectors, 2)
@@ -942,6 +1040,10 @@ def minilm_token_embeddings() -> tuple[Tokenizer, np.ndarray]:
     ------
     ImportError, FileNotFoundError
         If the model package is missing (see :func:`dlnotes.embeddings.model_dir`).
+
+    Notes
+    -----
+    Used in chapter 10.
     """
     path = model_dir()
     with safe_open(str(path / "model.safetensors"), framework="numpy") as f:
@@ -972,6 +1074,10 @@ def static_word_vectors(words: Sequence[str], tokenizer: Tokenizer,
     ------
     ValueError
         If a word is not a string or gives no word piece.
+
+    Notes
+    -----
+    Used in chapter 10.
     """
     rows = []
     for word in words:
