@@ -29,6 +29,7 @@ __all__ = [
     "lee_sentences",
     "lee_similarity_pairs",
     "word_similarity",
+    "analogy_questions",
 ]
 
 _CLASSIFICATION = {
@@ -298,3 +299,36 @@ def word_similarity(name: str) -> tuple[list[tuple[str, str]], np.ndarray]:
             pairs.append((w1, w2))
             ratings.append(float(score))
     return pairs, np.array(ratings)
+
+
+# --- Word-analogy questions (chapter 10) -----------------------------------------------------
+
+
+def analogy_questions() -> tuple[list[str], list[tuple[str, str, str, str]]]:
+    """The word-analogy questions of Mikolov et al. (2013), ``questions-words.txt`` in gensim.
+
+    Each question "a is to b as c is to d" (``Athens Greece Baghdad Iraq``) belongs to one of
+    14 sections, 5 semantic (capitals, currencies, cities in states, family) and 9 syntactic
+    (``gram1-adjective-to-adverb`` …).
+
+    Returns
+    -------
+    sections, questions
+        The section name of each question and the ``(a, b, c, d)`` tuples, 19,544 of each, in
+        file order and in the file's case.
+
+    Notes
+    -----
+    Used in chapter 10.
+    """
+    sections, questions = [], []
+    section = ""
+    with open(_gensim_file("questions-words.txt"), encoding="utf-8") as f:
+        for line in f:
+            if line.startswith(":"):
+                section = line[1:].strip()
+            elif line.strip():
+                a, b, c, d = line.split()
+                sections.append(section)
+                questions.append((a, b, c, d))
+    return sections, questions
