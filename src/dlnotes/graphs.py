@@ -1039,10 +1039,13 @@ def train_node_classifier(
     The defaults are Kipf & Welling's (2017) settings for their citation graphs (200 epochs,
     step 0.01, weight decay 5·10⁻⁴); the whole graph is seen at every step (transductive
     training), only the labels of ``train_idx`` are used. With ``val_idx``, the cross-entropy
-    and accuracy on those nodes are recorded after every epoch and the parameters of the
-    first epoch with the lowest validation cross-entropy are restored at the end (early
-    stopping by model selection, as Kipf & Welling stop on the validation loss; the test
-    nodes are never looked at). Deterministic given the model's seed. Used in chapter 9.
+    and accuracy on those nodes are recorded before the first update and after every epoch,
+    and the parameters with the lowest validation cross-entropy (the first such epoch) are
+    restored at the end: early stopping by model selection, as Kipf & Welling stop on the
+    validation loss; the test nodes are never looked at. The validation numbers come from the
+    same forward pass as the training loss (the classifier has no dropout, so training and
+    evaluation compute the same logits). Deterministic given the model's seed. Used in
+    chapter 9.
 
     Parameters
     ----------
@@ -1060,9 +1063,9 @@ def train_node_classifier(
     Returns
     -------
     dict
-        ``"train_loss"`` per epoch; with ``val_idx`` also ``"val_loss"`` and
-        ``"val_accuracy"`` per epoch and ``"best_epoch"`` (1-based), the epoch whose
-        parameters the model now holds.
+        ``"train_loss"`` per epoch (before its update); with ``val_idx`` also ``"val_loss"``
+        and ``"val_accuracy"`` after 0, 1, …, ``epochs`` updates and ``"best_epoch"``, the
+        number of updates after which the parameters the model now holds were taken.
 
     Raises
     ------
@@ -1083,24 +1086,25 @@ def train_node_classifier(
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
     history: dict[str, Any] = {"train_loss": []}
     best, best_state = math.inf, None
-    for epoch in range(1, epochs + 1):
-        model.train()
-        opt.zero_grad()
-        loss = F.cross_entropy(model.logits(X, operator)[train_idx], y[train_idx])
-        loss.backward()
-        opt.step()
-        history["train_loss"].append(loss.item())
+    model.train()  # no dropout or normalisation: train and eval mode compute the same logits
+    for step in range(epochs + 1):
+        logits = model.logits(X, operator)  # the parameters after `step` updates
         if val_idx is not None:
-            model.eval()
-            with torch.no_grad():
-                val_logits = model.logits(X, operator)[val_idx]
-                val_loss = F.cross_entropy(val_logits, y[val_idx]).item()
-                acc = float((val_logits.argmax(dim=1) == y[val_idx]).double().mean())
+            val_logits = logits.detach()[val_idx]
+            val_loss = F.cross_entropy(val_logits, y[val_idx]).item()
+            acc = float((val_logits.argmax(dim=1) == y[val_idx]).double().mean())
             history.setdefault("val_loss", []).append(val_loss)
             history.setdefault("val_accuracy", []).append(acc)
             if val_loss < best:
                 best, best_state = val_loss, copy.deepcopy(model.state_dict())
-                history["best_epoch"] = epoch
+                history["best_epoch"] = step
+        if step == epochs:
+            break
+        loss = F.cross_entropy(logits[train_idx], y[train_idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history["train_loss"].append(loss.item())
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
