@@ -524,7 +524,7 @@ def test_linear_probe_matches_sklearn_ridge_classifier(n_classes):
         assert linear_probe_accuracy(X, y, train, test, alpha=alpha) == expected
 
 
-def test_scaled_cosine_error_matches_chapter_1_and_counts_zero_rows_as_orthogonal():
+def test_scaled_cosine_error_matches_dlnotes_losses_and_counts_zero_rows_as_orthogonal():
     x, z = features(0, 6, 3), features(1, 6, 3)
     for gamma in (1.0, 2.0, 3.0):
         assert float(_scaled_cosine_error(x, z, gamma)) == pytest.approx(
