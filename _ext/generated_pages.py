@@ -49,8 +49,8 @@ TARGET = re.compile(r"^\((claim-[\w-]+)\)=\s*$", re.M)
 NOTE = re.compile(r"`(\d{3})`")
 CITE = re.compile(r"\{cite:[a-z]+\}`([^`]+)`")
 #: Shared modules, documented first in this order; every other module is a chapter module.
-SHARED_MODULES = ("reproducibility", "validation", "plotting", "data", "training")
-USED_IN = re.compile(r"[Uu]sed in chapters? (\d+)")
+SHARED_MODULES = ("reproducibility", "validation", "plotting", "data", "training", "symbolic")
+USED_IN = re.compile(r"[Uu]sed in\s+chapters?\s+(\d+)")
 
 
 @dataclass(frozen=True)
