@@ -73,7 +73,7 @@ __all__ = [
 #: characters, or runs of other non-space characters. BPE merges never cross these pieces.
 PRE_TOKEN = re.compile(r"\w+|[^\w\s]+")
 
-#: A maximal run of CJK Unified Ideographs (U+4E00 to U+9FFF: the common Chinese characters).
+#: A maximal run of CJK Unified Ideographs, U+4E00 to U+9FFF (the common Chinese characters).
 CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
 
 
