@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -247,14 +248,70 @@ def test_projected_queries_have_unit_variance_components_at_initialisation():
 
 
 def test_scaled_retriever_learns_the_retrieval_task_and_unscaled_starts_with_tiny_gradients():
-    scaled = train_retrieval(64, True, steps=120, seed=0)
-    unscaled = train_retrieval(256, False, steps=3, seed=0)
-    assert sum(scaled["accuracy"][-10:]) / 10 > 0.85
-    assert scaled["loss"][-1] < 0.25 * scaled["loss"][0]
-    assert max(unscaled["score_grad_norm"]) < 0.2 * scaled["score_grad_norm"][0]
-    assert unscaled["wrong_grad_norm"][0] < 0.2 * scaled["wrong_grad_norm"][0]
-    assert all(math.isnan(g) == (a == 1.0)
-               for g, a in zip(scaled["wrong_grad_norm"], scaled["accuracy"], strict=True))
+    scaled = train_retrieval(64, scaled=True, steps=120, seeds=[0])
+    unscaled = train_retrieval(256, scaled=False, steps=3, seeds=[0])
+    assert scaled["loss"].shape == (120, 1) and unscaled["W_q_grad_norm"].shape == (3, 1)
+    assert scaled["accuracy"][-10:].mean() > 0.85
+    assert scaled["loss"][-1, 0] < 0.25 * scaled["loss"][0, 0]
+    assert unscaled["score_grad_norm"].max() < 0.2 * scaled["score_grad_norm"][0, 0]
+    assert unscaled["wrong_grad_norm"][0, 0] < 0.2 * scaled["wrong_grad_norm"][0, 0]
+    assert (np.isnan(scaled["wrong_grad_norm"]) == (scaled["accuracy"] == 1.0)).all()
+
+
+def test_stacked_seeds_are_the_one_seed_runs():
+    stacked = train_retrieval(32, scaled=True, seeds=[3, 5], steps=25, optimizer="sgd", lr=0.1)
+    for column, seed in enumerate((3, 5)):
+        alone = train_retrieval(32, scaled=True, seeds=[seed], steps=25, optimizer="sgd", lr=0.1)
+        for key, values in alone.items():
+            assert np.allclose(stacked[key][:, column], values[:, 0], rtol=1e-4, atol=1e-6,
+                               equal_nan=True), key
+
+
+def _first_step_by_autograd(d_k, scaled, seed):
+    """Loss and gradient norms of DotProductRetriever on the first batch of train_retrieval."""
+    gen = torch.Generator().manual_seed(seed)
+    model = DotProductRetriever(16, d_k, scaled=scaled, generator=gen)
+    batch = retrieval_batch(64, 16, 16, 8, 0.5, gen)
+    output, weights = model(batch.query, batch.keys, batch.values)
+    weights.retain_grad()
+    target = batch.values[torch.arange(64), batch.target][:, None, :]
+    loss = ((output - target) ** 2).sum(-1).mean()
+    loss.backward()
+    p = weights.detach()[:, 0]
+    score_grad = torch.autograd.functional.vjp(lambda z: torch.softmax(z, -1),
+                                               torch.log(p), weights.grad[:, 0])[1]
+    return float(loss.detach()), float(score_grad.norm()), float(model.W_q.grad.norm()), float(
+        model.W_k.grad.norm())
+
+
+@pytest.mark.parametrize("scaled", [True, False])
+def test_first_step_gradients_match_autograd_on_the_unstacked_model(scaled):
+    history = train_retrieval(128, scaled=scaled, seeds=[7], steps=1)
+    loss, scores, W_q, W_k = _first_step_by_autograd(128, scaled, 7)
+    assert math.isclose(history["loss"][0, 0], loss, rel_tol=1e-4)
+    assert math.isclose(history["scores_grad_norm"][0, 0], scores, rel_tol=1e-3)
+    assert math.isclose(history["W_q_grad_norm"][0, 0], W_q, rel_tol=1e-3)
+    assert math.isclose(history["W_k_grad_norm"][0, 0], W_k, rel_tol=1e-3)
+
+
+def test_parameter_gradients_carry_the_score_factor():
+    # Same weights and batch: dL/dW_q = scale * (dL/ds) k' x^T, so at d_k = 256 the unscaled
+    # model's parameter gradient is not smaller than the scaled one's, although its scores'
+    # gradient for the median example is.
+    scaled = train_retrieval(256, scaled=True, seeds=[0, 1, 2], steps=1)
+    unscaled = train_retrieval(256, scaled=False, seeds=[0, 1, 2], steps=1)
+    assert (unscaled["score_grad_norm"] < scaled["score_grad_norm"]).all()
+    assert (unscaled["W_q_grad_norm"] > scaled["W_q_grad_norm"]).all()
+
+
+def test_additive_attention_projections_have_unit_variance_and_are_reproducible():
+    layer = AdditiveAttention(16, 8, 512, generator=torch.Generator().manual_seed(0))
+    again = AdditiveAttention(16, 8, 512, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(layer.W_q.weight, again.W_q.weight)
+    x = torch.randn(4000, 16, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert abs(float(layer.W_q(x).var()) - 1.0) < 0.1
+        assert abs(float(layer.w.weight.square().sum()) - 1.0) < 0.2
 
 
 @pytest.mark.parametrize(
@@ -298,7 +355,9 @@ def test_scaled_retriever_learns_the_retrieval_task_and_unscaled_starts_with_tin
         (lambda: attention_saturation(4, scale=-1.0), "scale"),
         (lambda: retrieval_batch(2, 1, 3, 2, 0.1, torch.Generator()), "n_pairs"),
         (lambda: retrieval_batch(2, 3, 3, 2, -0.1, torch.Generator()), "noise"),
-        (lambda: train_retrieval(8, True, optimizer="lbfgs"), "optimizer"),
+        (lambda: train_retrieval(8, scaled=True, optimizer="lbfgs"), "optimizer"),
+        (lambda: train_retrieval(8, scaled=True, seeds=[]), "seeds"),
+        (lambda: train_retrieval(8, scaled=True, seeds=[1, 1]), "seeds"),
     ],
     ids=case_id,
 )

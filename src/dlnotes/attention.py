@@ -9,17 +9,21 @@ Conventions shared by every function here:
 - A mask is a *boolean* tensor broadcastable to ``(..., L, S)`` that is ``True`` where a query
   **may** attend to a key (the convention of
   ``torch.nn.functional.scaled_dot_product_attention``). Masked weights are exactly 0.
-- A query whose mask row is all ``False`` has nothing to attend to. PyTorch's built-in silently
-  returns a zero output for such a row; here it raises ``ValueError``, because a fully masked
-  row is almost always a bug (for example a padded *query* position combined with a mask that
-  also hides every key).
+- A query whose mask row is all ``False`` has nothing to attend to. In PyTorch 2.13,
+  ``torch.nn.functional.scaled_dot_product_attention`` silently returns a zero output for such
+  a row, while ``torch.softmax`` and ``nn.MultiheadAttention`` give NaN (and earlier releases
+  of the former did too); here it raises ``ValueError``, because a fully masked row is almost
+  always a bug (for example a padded *query* position combined with a mask that also hides
+  every key).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -282,10 +286,17 @@ class AdditiveAttention(nn.Module):
     :math:`|\tanh| < 1`, every score is bounded by :math:`\lVert w \rVert_1` whatever the input
     size. The layers have no bias, as in Bahdanau et al. (2015).
 
+    Every weight starts as :math:`\mathcal N(0, 1/\text{fan-in})`, as in
+    :class:`DotProductRetriever`: for inputs with unit-variance components the projections
+    :math:`W_q q` and :math:`W_k k` have unit-variance components, so the same matrices can
+    feed a dot-product score for a like-for-like comparison.
+
     Parameters
     ----------
     d_q, d_k, d_hidden
         Query size, key size and hidden size, each ≥ 1.
+    generator
+        Source of the initial weights (PyTorch's global generator if ``None``).
 
     Raises
     ------
@@ -293,13 +304,19 @@ class AdditiveAttention(nn.Module):
         If a size is not an integer ≥ 1.
     """
 
-    def __init__(self, d_q: int, d_k: int, d_hidden: int) -> None:
+    def __init__(self, d_q: int, d_k: int, d_hidden: int, *,
+                 generator: torch.Generator | None = None) -> None:
         for name, value in (("d_q", d_q), ("d_k", d_k), ("d_hidden", d_hidden)):
             check_int_at_least(name, value, 1)
         super().__init__()
         self.W_q = nn.Linear(d_q, d_hidden, bias=False)
         self.W_k = nn.Linear(d_k, d_hidden, bias=False)
         self.w = nn.Linear(d_hidden, 1, bias=False)
+        with torch.no_grad():
+            for layer in (self.W_q, self.W_k, self.w):
+                fan_in = layer.in_features
+                layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator)
+                                   / math.sqrt(fan_in))
 
     def scores(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """Unnormalised scores ``e`` of shape ``(..., L, S)`` for queries and keys."""
@@ -503,15 +520,17 @@ class DotProductRetriever(nn.Module):
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor,
                 values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(output, weights)`` from :func:`scaled_dot_product_attention`."""
-        return scaled_dot_product_attention(query @ self.W_q.T, keys @ self.W_k.T, values,
-                                            scale=self.scale)
+        """Return ``(output, weights)``, the :func:`scaled_dot_product_attention` of the
+        projected query and keys with the values (without re-checking the internal tensors)."""
+        scores = (query @ self.W_q.T) @ (keys @ self.W_k.T).transpose(-2, -1)
+        return _attend(scores * self.scale, values, None)
 
 
 def train_retrieval(
     d_k: int,
-    scaled: bool,
     *,
+    scaled: bool,
+    seeds: Sequence[int] = (0,),
     steps: int = 300,
     lr: float = 3e-3,
     optimizer: str = "adam",
@@ -520,13 +539,18 @@ def train_retrieval(
     d_in: int = 16,
     d_v: int = 8,
     noise: float = 0.5,
-    seed: int = 0,
-) -> dict[str, list[float]]:
-    r"""Train a :class:`DotProductRetriever` on fresh :func:`retrieval_batch` batches.
+) -> dict[str, np.ndarray]:
+    r"""Train a :class:`DotProductRetriever` per seed on fresh :func:`retrieval_batch` batches.
 
     The loss is the squared error between the attention output and the target value, summed
     over the value's components and averaged over the batch. Because it reaches the scores
     only through the softmax Jacobian, a saturated softmax passes back little gradient.
+
+    The runs of all ``seeds`` are trained side by side as one stacked model whose objective is
+    the sum of the runs' losses, so each run gets exactly its own gradient; Adam and SGD act
+    element-wise, so every run is the one-seed run up to floating-point rounding. Seed ``s``
+    draws the initial weights and then the batches from ``torch.Generator().manual_seed(s)``,
+    the same draws whether ``scaled`` is true or not.
 
     Parameters
     ----------
@@ -534,55 +558,87 @@ def train_retrieval(
         Projected size of queries and keys, ≥ 1.
     scaled
         Use the :math:`1/\sqrt{d_k}` factor or not.
+    seeds
+        One training run per seed (at least one, distinct).
     steps, lr
         Training steps (≥ 1) and learning rate (> 0).
     optimizer
-        ``"adam"`` or ``"sgd"``.
+        ``"adam"`` or ``"sgd"`` (plain gradient descent, no momentum).
     batch_size, n_pairs, d_in, d_v, noise
         Task parameters, see :func:`retrieval_batch`.
-    seed
-        Seeds the initial weights and the batches.
 
     Returns
     -------
-    dict
-        Per step: ``"loss"``, ``"accuracy"`` (fraction of examples whose largest weight is on
-        the matching key), ``"score_grad_norm"``, the median over the batch of the norm of one
-        example's loss gradient with respect to the softmax input (the scaled scores), and
-        ``"wrong_grad_norm"``, the same median over the examples whose largest weight is on a
-        wrong key (NaN when there are none): the examples that still need the gradient.
+    dict of numpy.ndarray
+        Each of shape ``(steps, len(seeds))``, one column per seed, measured at the weights
+        *before* the step's update: ``"loss"``; ``"accuracy"`` (fraction of examples whose
+        largest weight is on the matching key); ``"score_grad_norm"``, the median over the
+        batch of the norm of one example's loss gradient with respect to the softmax input
+        (the scaled scores); ``"wrong_grad_norm"``, the same median over the examples whose
+        largest weight is on a wrong key (NaN when there are none); ``"scores_grad_norm"``,
+        ``"W_q_grad_norm"`` and ``"W_k_grad_norm"``, the Frobenius norms of the gradient of the
+        batch loss with respect to the ``(batch, n_pairs)`` softmax inputs, :math:`W_q` and
+        :math:`W_k`.
 
     Raises
     ------
     ValueError
-        For out-of-range arguments or an unknown ``optimizer``.
+        For out-of-range arguments, empty or repeated ``seeds``, or an unknown ``optimizer``.
     """
     check_int_at_least("steps", steps, 1)
     check_positive("lr", lr)
     check_choice("optimizer", optimizer, ["adam", "sgd"])
-    gen = torch.Generator().manual_seed(seed)
-    model = DotProductRetriever(d_in, d_k, scaled=scaled, generator=gen)
+    seeds = [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be a non-empty sequence of distinct integers, got {seeds}")
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    inits = [DotProductRetriever(d_in, d_k, scaled=scaled, generator=g) for g in gens]
+    W_q = nn.Parameter(torch.stack([m.W_q.detach() for m in inits]))  # (R, d_k, d_in)
+    W_k = nn.Parameter(torch.stack([m.W_k.detach() for m in inits]))
     opt_class = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
-    opt = opt_class(model.parameters(), lr=lr)
-    history: dict[str, list[float]] = {"loss": [], "accuracy": [], "score_grad_norm": [],
-                                       "wrong_grad_norm": []}
+    opt = opt_class([W_q, W_k], lr=lr)
+    history: dict[str, list] = {key: [] for key in _RETRIEVAL_RECORDS}
     for _ in range(steps):
-        batch = retrieval_batch(batch_size, n_pairs, d_in, d_v, noise, gen)
-        output, weights = model(batch.query, batch.keys, batch.values)
+        batches = [retrieval_batch(batch_size, n_pairs, d_in, d_v, noise, g) for g in gens]
+        query, keys, values, target = (torch.stack(parts) for parts in zip(*batches,
+                                                                            strict=True))
+        # (W_q x)·(W_k k) = ((W_q x)^T W_k) k: projecting the query back to size d_in first
+        # costs 2·d_k·d_in per example instead of (S + 1)·d_k·d_in.
+        pulled_back = torch.bmm(torch.bmm(query[:, :, 0], W_q.mT), W_k)  # (R, B, d_in)
+        scores = pulled_back[:, :, None, :] @ keys.mT  # (R, B, 1, S)
+        output, weights = _attend(scores * inits[0].scale, values, None)
         weights.retain_grad()
-        target_value = batch.values[torch.arange(batch_size), batch.target][:, None, :]
-        loss = ((output - target_value) ** 2).sum(-1).mean()
+        target_value = torch.take_along_dim(values, target[..., None, None], dim=2)
+        losses = ((output - target_value) ** 2).sum(-1).mean(dim=(1, 2))  # one per run
         opt.zero_grad()
-        loss.backward()
+        losses.sum().backward()
+        _record_retrieval_step(history, losses, weights, target, W_q, W_k)
         opt.step()
-        with torch.no_grad():
-            p, g = weights[:, 0], weights.grad[:, 0] * batch_size  # per-example dL/dp
-            score_grad = p * (g - (p * g).sum(-1, keepdim=True))  # J^T g, J = diag(p) - pp^T
-            norms = score_grad.norm(dim=-1)
-            wrong = p.argmax(-1) != batch.target
-            history["loss"].append(float(loss))
-            history["accuracy"].append(1.0 - float(wrong.float().mean()))
-            history["score_grad_norm"].append(float(norms.median()))
-            history["wrong_grad_norm"].append(float(norms[wrong].median()) if bool(wrong.any())
-                                              else math.nan)
-    return history
+    return {key: np.array(rows) for key, rows in history.items()}
+
+
+_RETRIEVAL_RECORDS = ("loss", "accuracy", "score_grad_norm", "wrong_grad_norm",
+                      "scores_grad_norm", "W_q_grad_norm", "W_k_grad_norm")
+
+
+def _record_retrieval_step(history: dict[str, list], losses: torch.Tensor,
+                           weights: torch.Tensor, target: torch.Tensor,
+                           W_q: torch.Tensor, W_k: torch.Tensor) -> None:
+    """Append one step's per-run measurements (see :func:`train_retrieval`) to ``history``."""
+    with torch.no_grad():
+        batch_size = weights.shape[1]
+        p, g = weights[:, :, 0], weights.grad[:, :, 0] * batch_size  # per-example dL/dp
+        score_grad = p * (g - (p * g).sum(-1, keepdim=True))  # J^T g, J = diag(p) - pp^T
+        norms = score_grad.norm(dim=-1)  # (R, B)
+        wrong = p.argmax(-1) != target
+        measured = {
+            "loss": losses,
+            "accuracy": 1.0 - wrong.double().mean(1),
+            "score_grad_norm": norms.median(dim=1).values,
+            "wrong_grad_norm": torch.where(wrong, norms, math.nan).nanmedian(dim=1).values,
+            "scores_grad_norm": score_grad.flatten(1).norm(dim=1) / batch_size,
+            "W_q_grad_norm": W_q.grad.flatten(1).norm(dim=1),
+            "W_k_grad_norm": W_k.grad.flatten(1).norm(dim=1),
+        }
+        for key, value in measured.items():
+            history[key].append(value.tolist())
