@@ -289,6 +289,8 @@ def test_kernel_logistic_estimator_wraps_the_function_and_maps_labels():
     proba = model.predict_proba(X)
     assert np.allclose(proba.sum(axis=1), 1.0)
     assert np.array_equal(model.predict(X), np.where(proba[:, 1] > 0.5, "b", "a"))
+    assert model.score(X, labels) == pytest.approx(np.mean(model.predict(X) == labels))
+    assert not hasattr(model, "set_score_request")  # nothing sklearn-generated to document
 
 
 def test_platt_scaling_matches_scikit_learns_sigmoid_calibration():

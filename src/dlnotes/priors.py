@@ -626,6 +626,10 @@ class KernelLogisticRegression(ClassifierMixin, BaseEstimator):
         """The class with score sign: second class where :math:`f(x) > 0`."""
         return self.classes_[(self.decision_function(X) > 0).astype(int)]
 
+    def score(self, X: np.ndarray, y: np.ndarray) -> float:
+        """Accuracy of :meth:`predict` on ``(X, y)`` (no sample weights)."""
+        return float(np.mean(self.predict(X) == np.asarray(y)))
+
 
 def platt_scaling(scores: np.ndarray, labels: np.ndarray, *, max_iter: int = 100,
                   tol: float = 1e-10) -> tuple[float, float]:
