@@ -168,7 +168,8 @@ def test_laplace_posterior_mean_matches_numerical_integration(z, s, b):
 @settings(max_examples=80, deadline=None)
 def test_laplace_posterior_mean_is_odd_shrinks_and_is_zero_only_at_zero(z, s, b):
     m = float(laplace_posterior_mean(z, s, b))
-    assert float(laplace_posterior_mean(-z, s, b)) == pytest.approx(-m, abs=1e-10)
+    assert float(laplace_posterior_mean(-z, s, b)) == -m
+    assert float(laplace_posterior_mean(0.0, s, b)) == 0.0
     assert abs(m) <= abs(z) + 1e-12
     if abs(z) > 1e-6:
         assert m != 0.0 and np.sign(m) == np.sign(z)
@@ -203,6 +204,7 @@ def test_hinge_loss_matches_scikit_learn_and_torch(n, seed):
     assert hinge_loss(scores, labels) == pytest.approx(ref, rel=1e-12, abs=1e-15)
     torch_value = hinge_loss(torch.as_tensor(scores), torch.as_tensor(labels))
     assert float(torch_value) == pytest.approx(ref, rel=1e-12, abs=1e-15)
+    assert hinge_loss(list(scores), list(labels)) == pytest.approx(ref, rel=1e-12, abs=1e-15)
 
 
 def test_hinge_form_equals_the_constrained_soft_margin_svm():

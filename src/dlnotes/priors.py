@@ -302,7 +302,8 @@ def laplace_posterior_mean(z: Array, noise_std: float, scale: float) -> np.ndarr
         \mathbb E[w \mid z] = \frac{c_+\big(\mu_+ + s\,\frac{\varphi(\mu_+/s)}{\Phi(\mu_+/s)}\big)
         + c_-\big(\mu_- - s\,\frac{\varphi(\mu_-/s)}{\Phi(-\mu_-/s)}\big)}{c_+ + c_-}.
 
-    Computed in logs (``scipy.special.log_ndtr``), so it is finite for any finite ``z``.
+    Computed in logs (``scipy.special.log_ndtr``), so it is finite for any finite ``z``, and
+    for :math:`|z|` times the sign of :math:`z`, so it is exactly odd (exactly 0 at 0).
     The posterior *mode* (MAP) is :math:`S_{s^2/b}(z)`, exactly zero for
     :math:`|z| \le s^2/b`; the mean is zero only at :math:`z = 0`.
 
@@ -335,6 +336,7 @@ def laplace_posterior_mean(z: Array, noise_std: float, scale: float) -> np.ndarr
     check_positive("noise_std", noise_std)
     check_positive("scale", scale)
     s, b = float(noise_std), float(scale)
+    sign, z = np.sign(z), np.abs(z)  # the mean is odd in z: compute it for |z|
     mu_p, mu_m = z - s * s / b, z + s * s / b
     log_cp = -z / b + log_ndtr(mu_p / s)
     log_cm = z / b + log_ndtr(-mu_m / s)
@@ -342,7 +344,7 @@ def laplace_posterior_mean(z: Array, noise_std: float, scale: float) -> np.ndarr
     mean_p = mu_p + s * np.exp(log_phi - 0.5 * (mu_p / s) ** 2 - log_ndtr(mu_p / s))
     mean_m = mu_m - s * np.exp(log_phi - 0.5 * (mu_m / s) ** 2 - log_ndtr(-mu_m / s))
     weight_p = np.exp(log_cp - np.logaddexp(log_cp, log_cm))
-    return weight_p * mean_p + (1.0 - weight_p) * mean_m
+    return sign * (weight_p * mean_p + (1.0 - weight_p) * mean_m)
 
 
 # --------------------------------------------------------------------------- margin losses
@@ -414,13 +416,17 @@ def hinge_loss(scores: Array, labels: Array) -> Array:
     -----
     Used in chapter 2.
     """
+    if isinstance(scores, torch.Tensor):
+        labels = torch.as_tensor(labels, dtype=scores.dtype)
+    else:
+        scores = np.asarray(scores, dtype=np.float64)
+        labels = np.asarray(labels, dtype=np.float64)
     check_same_shape("scores", scores, "labels", labels)
     check_finite("scores", scores)
     _check_pm1("labels", labels)
     if isinstance(scores, torch.Tensor):
-        return torch.clamp(1.0 - labels.to(scores.dtype) * scores, min=0.0).mean()
-    s = np.asarray(scores, dtype=np.float64)
-    return float(np.maximum(0.0, 1.0 - np.asarray(labels, dtype=np.float64) * s).mean())
+        return torch.clamp(1.0 - labels * scores, min=0.0).mean()
+    return float(np.maximum(0.0, 1.0 - labels * scores).mean())
 
 
 # ------------------------------------------------------------ kernel logistic regression
@@ -902,7 +908,28 @@ def _tanh_net_loss(theta: np.ndarray, X: np.ndarray, y: np.ndarray, lam: float,
 def tanh_net_scores(theta: np.ndarray, X: np.ndarray, hidden: int) -> np.ndarray:
     """The scores :math:`f(x)` of :func:`tanh_net_objective`'s model for the rows of ``X``.
 
-    Raises ``ValueError`` for a ``theta`` of the wrong size. Used in chapter 2.
+    Parameters
+    ----------
+    theta
+        Flat parameters, laid out as in :func:`tanh_net_objective`.
+    X
+        Inputs ``(n, d)``.
+    hidden
+        Number of hidden units, ≥ 0 (0: logistic regression).
+
+    Returns
+    -------
+    numpy.ndarray
+        Scores ``(n,)``; the predicted label is their sign.
+
+    Raises
+    ------
+    ValueError
+        If ``X`` is not 2-D, ``hidden`` < 0 or ``theta`` has the wrong size.
+
+    Notes
+    -----
+    Used in chapter 2.
     """
     X = np.asarray(X, dtype=np.float64)
     check_ndim("X", X, 2)
