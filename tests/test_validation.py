@@ -39,3 +39,20 @@ def test_shape_checks_report_both_shapes():
         v.check_ndim("q", torch.zeros(2), (2, 3))
     with pytest.raises(ValueError, match="mode must be one of"):
         v.check_choice("mode", "x", ["a", "b"])
+
+
+@pytest.mark.parametrize(
+    ("X", "y", "message"),
+    [(np.ones(3), np.ones(3), "X must have 2"), (np.ones((3, 2)), np.ones((3, 1)), "y must have 1"),
+     (np.ones((3, 2)), np.ones(4), "same number of rows"), (np.ones((0, 2)), np.ones(0), "row"),
+     (np.full((2, 2), np.nan), np.ones(2), "X must contain only finite")],
+    ids=["X-1d", "y-2d", "rows", "empty", "nan"],
+)
+def test_check_regression_data_rejects_bad_data(X, y, message):
+    with pytest.raises(ValueError, match=message):
+        v.check_regression_data(X, y)
+
+
+def test_check_regression_data_returns_float64_arrays():
+    X, y = v.check_regression_data([[1, 2], [3, 4]], [5, 6])
+    assert X.dtype == np.float64 and y.dtype == np.float64 and X.shape == (2, 2)

@@ -35,7 +35,7 @@ from dlnotes.validation import (
     check_int_at_least,
     check_ndim,
     check_positive,
-    check_same_rows,
+    check_regression_data,
 )
 
 __all__ = [
@@ -193,19 +193,6 @@ def dropout_mlp(
 # ------------------------------------------------------------- dropout in linear regression
 
 
-def _check_regression_data(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    check_ndim("X", X, 2)
-    check_ndim("y", y, 1)
-    check_same_rows("X", X, "y", y)
-    if X.shape[0] < 1:
-        raise ValueError("X must have at least one row")
-    check_finite("X", X)
-    check_finite("y", y)
-    return X, y
-
-
 def dropout_ridge_solution(X: np.ndarray, y: np.ndarray, p: float) -> np.ndarray:
     r"""Minimiser of the expected squared error of linear regression with input dropout.
 
@@ -249,7 +236,7 @@ def dropout_ridge_solution(X: np.ndarray, y: np.ndarray, p: float) -> np.ndarray
     -----
     Used in chapter 4.
     """
-    X, y = _check_regression_data(X, y)
+    X, y = check_regression_data(X, y)
     check_in_range("p", p, 0.0, 1.0)
     lam = p / (1 - p)
     column_norms = np.sqrt((X**2).sum(axis=0))
@@ -308,7 +295,7 @@ def train_dropout_regression(
     -----
     Used in chapter 4.
     """
-    X, y = _check_regression_data(X, y)
+    X, y = check_regression_data(X, y)
     check_in_range("p", p, 0.0, 1.0)
     check_int_at_least("steps", steps, 2)
     check_positive("lr", lr)

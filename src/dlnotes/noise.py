@@ -40,6 +40,7 @@ from dlnotes.validation import (
     check_ndim,
     check_nonnegative,
     check_positive,
+    check_regression_data,
     check_same_rows,
 )
 
@@ -113,19 +114,6 @@ def add_gaussian_noise(
     return x + float(std) * noise.numpy().astype(x.dtype, copy=False)
 
 
-def _check_regression_data(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    check_ndim("X", X, 2)
-    check_ndim("y", y, 1)
-    check_same_rows("X", X, "y", y)
-    if X.shape[0] < 1:
-        raise ValueError("X must have at least one row")
-    check_finite("X", X)
-    check_finite("y", y)
-    return X, y
-
-
 def ridge_solution(X: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
     r"""The minimiser of the mean-loss ridge objective (no intercept).
 
@@ -159,7 +147,7 @@ def ridge_solution(X: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
     ValueError
         For wrong shapes, non-finite inputs or ``lam`` < 0.
     """
-    X, y = _check_regression_data(X, y)
+    X, y = check_regression_data(X, y)
     check_nonnegative("lam", lam)
     n, d = X.shape
     A = np.vstack([X / math.sqrt(n), math.sqrt(float(lam)) * np.eye(d)])
@@ -204,7 +192,7 @@ def cross_validated_noise_level(
     ValueError
         For bad data, an empty ``sigmas``, a negative σ or a bad ``folds``.
     """
-    X, y = _check_regression_data(X, y)
+    X, y = check_regression_data(X, y)
     if len(sigmas) == 0:
         raise ValueError("sigmas must hold at least one noise level")
     for i, s in enumerate(sigmas):
@@ -266,7 +254,7 @@ def input_noise_solution(
     ValueError
         For wrong shapes, non-finite inputs, ``sigma`` < 0, ``copies`` < 1 or ``seed`` < 0.
     """
-    X, y = _check_regression_data(X, y)
+    X, y = check_regression_data(X, y)
     check_nonnegative("sigma", sigma)
     check_int_at_least("copies", copies, 1)
     check_int_at_least("seed", seed, 0)

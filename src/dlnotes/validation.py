@@ -22,6 +22,7 @@ __all__ = [
     "check_nonnegative",
     "check_same_shape",
     "check_same_rows",
+    "check_regression_data",
     "check_choice",
 ]
 
@@ -116,6 +117,24 @@ def check_same_rows(name_a: str, a: Any, name_b: str, b: Any) -> None:
             f"{name_a} and {name_b} must have the same number of rows, "
             f"got {a.shape[0]} and {b.shape[0]}"
         )
+
+
+def check_regression_data(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``X`` (n × d) and ``y`` (n,) as float64 NumPy arrays, or raise ``ValueError``.
+
+    Checks the ranks, that there is at least one row, that the rows match and that every value
+    is finite: the common contract of the book's linear-regression solvers (chapters 3 and 4).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    check_ndim("X", X, 2)
+    check_ndim("y", y, 1)
+    check_same_rows("X", X, "y", y)
+    if X.shape[0] < 1:
+        raise ValueError("X must have at least one row")
+    check_finite("X", X)
+    check_finite("y", y)
+    return X, y
 
 
 def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
