@@ -19,6 +19,7 @@ from dlnotes.validation import (
     check_ndim,
     check_nonnegative,
     check_positive,
+    check_same_shape,
 )
 
 __all__ = [
@@ -28,6 +29,10 @@ __all__ = [
     "paired_cosine",
     "shared_mean_cosine",
     "knn_distance",
+    "alignment",
+    "uniformity",
+    "weighted_spearman",
+    "item_bootstrap_weights",
 ]
 
 
@@ -294,3 +299,226 @@ def knn_distance(X: Any, k: int = 5, *, queries: Any = None, chunk: int = 1024) 
         nearest = np.partition(d2, k - 1, axis=1)[:, :k]
         out[start:start + len(rows)] = np.sqrt(np.maximum(nearest, 0.0)).mean(axis=1)
     return out
+
+
+def alignment(x: Any, y: Any, alpha: float = 2.0) -> float:
+    r"""Alignment loss of Wang & Isola (2020): how far apart positive pairs are on the sphere.
+
+    .. math::
+
+        \ell_{\text{align}} = \frac1n \sum_{i=1}^n \lVert \hat x_i - \hat y_i\rVert^\alpha,
+        \qquad \hat x = x / \lVert x\rVert,
+
+    where row :math:`i` of ``x`` and row :math:`i` of ``y`` form a positive pair. Smaller is
+    better aligned: 0 when every pair points the same way, :math:`2^\alpha` when every pair
+    points in opposite directions.
+
+    Parameters
+    ----------
+    x, y
+        Arrays or tensors of the same shape ``(n, d)``, ``n >= 1``, finite, without all-zero
+        rows.
+    alpha
+        Exponent :math:`\alpha > 0` (2 in the paper's experiments).
+
+    Returns
+    -------
+    float
+        A number in ``[0, 2**alpha]``.
+
+    Raises
+    ------
+    ValueError
+        If an input is not 2-D, empty, not finite, has an all-zero row, the shapes differ, or
+        ``alpha`` is not positive.
+
+    Notes
+    -----
+    Used in chapter 11.
+    """
+    x = _as_float64("x", x, 2)
+    y = _as_float64("y", y, 2)
+    check_same_shape("x", x, "y", y)
+    if x.shape[0] == 0:
+        raise ValueError("x and y must hold at least one pair (one row each)")
+    check_positive("alpha", alpha)
+    # |u - v|^2 = 2 - 2 u.v for unit vectors; clip rounding below zero.
+    sq = np.maximum(2.0 - 2.0 * (_unit_rows("x", x) * _unit_rows("y", y)).sum(axis=1), 0.0)
+    return float(np.mean(sq ** (alpha / 2.0)))
+
+
+def uniformity(x: Any, t: float = 2.0, *, chunk: int = 1024) -> float:
+    r"""Uniformity loss of Wang & Isola (2020): log of the mean Gaussian potential of all pairs.
+
+    .. math::
+
+        \ell_{\text{uniform}} = \log \frac{2}{n(n-1)} \sum_{i<j}
+        e^{-t \lVert \hat x_i - \hat x_j\rVert^2}, \qquad \hat x = x / \lVert x\rVert .
+
+    Smaller (more negative) is more uniform on the sphere; 0 when all rows point the same way.
+    Since :math:`\lVert \hat x_i - \hat x_j\rVert^2 = 2 - 2\cos_{ij}`, it is computed as
+    :math:`-2t + \log \operatorname{mean}_{i<j} e^{2t\cos_{ij}}` with a log-sum-exp, in
+    chunks of rows, so that large ``t`` neither overflows nor underflows.
+
+    Parameters
+    ----------
+    x
+        Array or tensor of shape ``(n, d)``, ``n >= 2``, finite, without all-zero rows.
+    t
+        Scale :math:`t > 0` of the Gaussian potential (2 in the paper's experiments).
+    chunk
+        Rows processed at once (memory ``chunk * n`` floats), an integer >= 1.
+
+    Returns
+    -------
+    float
+        A number in ``[-4t, 0]``.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not 2-D, has fewer than two rows, non-finite values or an all-zero row, or
+        if ``t`` or ``chunk`` is out of range.
+
+    Notes
+    -----
+    Used in chapter 11.
+    """
+    x = _as_float64("x", x, 2)
+    n = x.shape[0]
+    if n < 2:
+        raise ValueError(f"x must have at least 2 rows to form a pair, got {n}")
+    check_positive("t", t)
+    check_int_at_least("chunk", chunk, 1)
+    U = _unit_rows("x", x)
+    logs = []
+    for start in range(0, n - 1, chunk):
+        rows = np.arange(start, min(start + chunk, n - 1))
+        cos = U[rows] @ U.T
+        exponent = np.where(np.arange(n)[None, :] > rows[:, None], 2.0 * t * cos, -np.inf)
+        top = exponent.max()
+        logs.append(top + np.log(np.exp(exponent - top).sum()))
+    logs = np.array(logs)
+    log_total = logs.max() + np.log(np.exp(logs - logs.max()).sum())
+    return float(min(-2.0 * t + log_total - np.log(n * (n - 1) / 2), 0.0))
+
+
+def _average_ranks(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    r"""Mid-ranks of ``values`` in the sample that repeats value ``k`` ``weights[:, k]`` times.
+
+    ``weights`` has shape ``(b, n)``; the result too. Tied values share the mean of the ranks
+    they would occupy, as :func:`scipy.stats.rankdata` does on the repeated sample.
+    """
+    order = np.argsort(values, kind="stable")
+    sorted_values = values[order]
+    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
+    group = np.cumsum(np.r_[True, sorted_values[1:] != sorted_values[:-1]]) - 1
+    group_weight = np.add.reduceat(weights[:, order], starts, axis=1)
+    before = np.cumsum(group_weight, axis=1) - group_weight
+    ranks_sorted = (before + (group_weight + 1.0) / 2.0)[:, group]
+    ranks = np.empty_like(ranks_sorted)
+    ranks[:, order] = ranks_sorted
+    return ranks
+
+
+def weighted_spearman(x: Any, y: Any, weights: Any) -> np.ndarray:
+    r"""Spearman correlation of ``x`` and ``y`` in the sample that repeats pair ``k`` ``w_k`` times.
+
+    With integer weights this equals :func:`scipy.stats.spearmanr` on ``np.repeat(x, w)`` and
+    ``np.repeat(y, w)`` (ties get mid-ranks): the Pearson correlation of the mid-ranks,
+    weighted by :math:`w`. One row of ``weights`` per resample, so that a whole bootstrap is
+    one vectorised call.
+
+    Parameters
+    ----------
+    x, y
+        1-D arrays of the same length ``n``, finite.
+    weights
+        Non-negative finite weights of shape ``(n,)`` or ``(b, n)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``()`` for 1-D ``weights``, ``(b,)`` otherwise. NaN for a resample in which
+        ``x`` or ``y`` is constant (the correlation is undefined).
+
+    Raises
+    ------
+    ValueError
+        If the inputs have the wrong rank or length, or non-finite or negative values.
+
+    Notes
+    -----
+    Used in chapter 11.
+    """
+    x = _as_float64("x", x, 1)
+    y = _as_float64("y", y, 1)
+    check_same_shape("x", x, "y", y)
+    check_ndim("weights", weights, (1, 2))
+    w = np.asarray(weights, dtype=np.float64)
+    check_finite("weights", w)
+    if w.shape[-1] != x.shape[0]:
+        raise ValueError(f"weights must have {x.shape[0]} columns (one per pair), got {w.shape}")
+    if (w < 0).any():
+        raise ValueError("weights must be non-negative")
+    W = np.atleast_2d(w)
+    rx, ry = _average_ranks(x, W), _average_ranks(y, W)
+    total = W.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dx = rx - (W * rx).sum(axis=1, keepdims=True) / total
+        dy = ry - (W * ry).sum(axis=1, keepdims=True) / total
+        cov = (W * dx * dy).sum(axis=1)
+        scale = np.sqrt((W * dx**2).sum(axis=1) * (W * dy**2).sum(axis=1))
+        rho = np.where(scale > 1e-12 * total[:, 0] ** 3, cov / scale, np.nan)
+    return rho[0] if w.ndim == 1 else rho
+
+
+def item_bootstrap_weights(i: Any, j: Any, n_boot: int, *, seed: int = 0) -> np.ndarray:
+    r"""Bootstrap weights for pairs of items that resample the *items*, not the pairs.
+
+    When every pair ``(i[k], j[k])`` is built from two items (documents, words), pairs that
+    share an item are not independent, and resampling pairs understates the uncertainty. Here
+    each resample draws the distinct items with replacement, and a pair ``(a, b)`` of items
+    drawn :math:`c_a` and :math:`c_b` times enters :math:`c_a c_b` times (once for every copy of
+    each end; a pair of an item with itself, such as WordSim-353's "tiger"–"tiger", enters
+    :math:`c_a` times). Pairs not in the data are never formed. Passed to
+    :func:`weighted_spearman`, the weights give the bootstrap distribution of a rank
+    correlation over pairs.
+
+    Parameters
+    ----------
+    i, j
+        Integer item labels of the two ends of each pair, 1-D of the same length.
+    n_boot
+        Number of resamples, an integer >= 1.
+    seed
+        Seed of the resampling, an integer >= 0.
+
+    Returns
+    -------
+    numpy.ndarray
+        Integer array of shape ``(n_boot, len(i))``.
+
+    Raises
+    ------
+    ValueError
+        If ``i`` and ``j`` are not 1-D integer arrays of the same length, or ``n_boot`` or
+        ``seed`` is out of range.
+
+    Notes
+    -----
+    Used in chapter 11.
+    """
+    i, j = np.asarray(i), np.asarray(j)
+    for name, a in (("i", i), ("j", j)):
+        if a.ndim != 1 or not np.issubdtype(a.dtype, np.integer):
+            raise ValueError(f"{name} must be a 1-D array of integer item labels")
+    check_same_shape("i", i, "j", j)
+    check_int_at_least("n_boot", n_boot, 1)
+    check_int_at_least("seed", seed, 0)
+    items, codes = np.unique(np.concatenate([i, j]), return_inverse=True)
+    n_items = len(items)
+    counts = np.random.default_rng(seed).multinomial(n_items, np.full(n_items, 1.0 / n_items),
+                                                     size=n_boot)
+    ends_i, ends_j = counts[:, codes[: len(i)]], counts[:, codes[len(i):]]
+    return np.where(i == j, ends_i, ends_i * ends_j)
