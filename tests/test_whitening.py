@@ -134,6 +134,7 @@ def test_fit_whitening_rejects_bad_arguments(kwargs, argument):
         (lambda: weighted_spearman(np.ones(3), np.ones(3), np.ones(4)), "weights"),
         (lambda: weighted_spearman(np.ones(3), np.ones(3), -np.ones(3)), "non-negative"),
         (lambda: weighted_spearman(np.ones(3), np.ones(3), np.ones((1, 1, 3))), "weights"),
+        (lambda: weighted_spearman(np.ones(1), np.ones(1), np.ones(1)), "at least 2"),
         (lambda: item_bootstrap_weights([0.0], [1.0], 5), "integer"),
         (lambda: item_bootstrap_weights([0, 1], [1], 5), "same shape"),
         (lambda: item_bootstrap_weights([0], [1], 0), "n_boot"),
@@ -142,7 +143,7 @@ def test_fit_whitening_rejects_bad_arguments(kwargs, argument):
          "paired-shape", "smc-mean", "smc-var", "smc-dim", "knn-k", "knn-query-range",
          "knn-query-float", "align-shape", "align-1d", "align-empty", "align-zero-row",
          "align-inf", "align-alpha", "unif-1-row", "unif-nan", "unif-t", "unif-chunk",
-         "wsp-length", "wsp-weights-length", "wsp-negative", "wsp-3d",
+         "wsp-length", "wsp-weights-length", "wsp-negative", "wsp-3d", "wsp-one-pair",
          "boot-float", "boot-length", "boot-n"],
 )
 def test_bad_input_raises_value_error_naming_the_problem(call, argument):
@@ -288,6 +289,14 @@ def test_weighted_spearman_equals_scipy_on_the_repeated_sample(n, seed, ties):
             assert value == pytest.approx(spearmanr(xs, ys).statistic, abs=1e-10)
     assert weighted_spearman(x, y, np.ones(n)) == pytest.approx(
         spearmanr(x, y).statistic if np.ptp(y) else np.nan, abs=1e-10, nan_ok=True)
+
+
+def test_weighted_spearman_of_many_resamples_equals_one_resample_at_a_time():
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=40), rng.integers(0, 5, size=40).astype(float)
+    w = rng.integers(0, 3, size=(600, 40))  # more rows than one block of resamples
+    one_by_one = [weighted_spearman(x, y, row) for row in w]
+    assert np.allclose(weighted_spearman(x, y, w), one_by_one, atol=1e-12, equal_nan=True)
 
 
 def test_item_bootstrap_resamples_items_and_weights_pairs_by_the_product_of_counts():
