@@ -130,11 +130,13 @@ def test_fit_whitening_rejects_bad_arguments(kwargs, argument):
         (lambda: uniformity(np.array([[1.0, np.nan], [1.0, 0.0]])), "x"),
         (lambda: uniformity(np.ones((3, 2)), t=-1.0), "t"),
         (lambda: uniformity(np.ones((3, 2)), chunk=0), "chunk"),
-        (lambda: weighted_spearman(np.ones(3), np.ones(4), np.ones(3)), "same shape"),
+        (lambda: weighted_spearman(np.ones(3), np.ones(4), np.ones(3)), "same length"),
         (lambda: weighted_spearman(np.ones(3), np.ones(3), np.ones(4)), "weights"),
         (lambda: weighted_spearman(np.ones(3), np.ones(3), -np.ones(3)), "non-negative"),
         (lambda: weighted_spearman(np.ones(3), np.ones(3), np.ones((1, 1, 3))), "weights"),
         (lambda: weighted_spearman(np.ones(1), np.ones(1), np.ones(1)), "at least 2"),
+        (lambda: weighted_spearman(np.ones((1, 1, 3)), np.ones(3), np.ones(3)), "x"),
+        (lambda: weighted_spearman(np.ones(3), np.ones(3), np.array([1, np.nan, 1])), "weights"),
         (lambda: item_bootstrap_weights([0.0], [1.0], 5), "integer"),
         (lambda: item_bootstrap_weights([0, 1], [1], 5), "same shape"),
         (lambda: item_bootstrap_weights([0], [1], 0), "n_boot"),
@@ -144,6 +146,7 @@ def test_fit_whitening_rejects_bad_arguments(kwargs, argument):
          "knn-query-float", "align-shape", "align-1d", "align-empty", "align-zero-row",
          "align-inf", "align-alpha", "unif-1-row", "unif-nan", "unif-t", "unif-chunk",
          "wsp-length", "wsp-weights-length", "wsp-negative", "wsp-3d", "wsp-one-pair",
+         "wsp-x-3d", "wsp-nan-weight",
          "boot-float", "boot-length", "boot-n"],
 )
 def test_bad_input_raises_value_error_naming_the_problem(call, argument):
@@ -297,6 +300,17 @@ def test_weighted_spearman_of_many_resamples_equals_one_resample_at_a_time():
     w = rng.integers(0, 3, size=(600, 40))  # more rows than one block of resamples
     one_by_one = [weighted_spearman(x, y, row) for row in w]
     assert np.allclose(weighted_spearman(x, y, w), one_by_one, atol=1e-12, equal_nan=True)
+
+
+def test_weighted_spearman_of_stacked_scores_equals_one_score_vector_at_a_time():
+    rng = np.random.default_rng(9)
+    xs, y = rng.normal(size=(4, 30)), rng.integers(0, 4, size=30).astype(float)
+    w = rng.integers(0, 3, size=(300, 30))
+    stacked = weighted_spearman(xs, y, w)
+    assert stacked.shape == (4, 300)
+    for x, row in zip(xs, stacked, strict=True):
+        assert np.allclose(row, weighted_spearman(x, y, w), atol=1e-12, equal_nan=True)
+    assert weighted_spearman(xs, y, np.ones(30)).shape == (4,)
 
 
 def test_item_bootstrap_resamples_items_and_weights_pairs_by_the_product_of_counts():

@@ -415,16 +415,15 @@ def _running_sum(w: np.ndarray) -> np.ndarray:
     return out
 
 
-def _mid_ranks(values: np.ndarray, weights: np.ndarray, order: np.ndarray) -> np.ndarray:
-    r"""Mid-ranks of ``values[order]`` in the sample that repeats value ``k`` ``weights[k]`` times.
+def _mid_ranks(sorted_values: np.ndarray, sorted_weights: np.ndarray) -> np.ndarray:
+    r"""Mid-ranks of sorted values in the sample that repeats value ``k`` ``weights[k]`` times.
 
-    ``weights`` has shape ``(n, b)``, one column per resample; the result is in the sorted order
-    ``order`` of ``values``. Tied values share the mean of the ranks they occupy, as
-    :func:`scipy.stats.rankdata` gives on the repeated sample.
+    ``sorted_weights`` has shape ``(n, b)``, one column per resample, rows in the order of
+    ``sorted_values``; so has the result. Tied values share the mean of the ranks they occupy,
+    as :func:`scipy.stats.rankdata` gives on the repeated sample.
     """
-    sorted_values = values[order]
     new = np.r_[True, sorted_values[1:] != sorted_values[:-1]]
-    w = weights[order]
+    w = sorted_weights
     if not new.all():
         w = np.add.reduceat(w, np.flatnonzero(new), axis=0)  # one row per group of ties
     mid = _running_sum(w)
@@ -433,23 +432,29 @@ def _mid_ranks(values: np.ndarray, weights: np.ndarray, order: np.ndarray) -> np
     return mid if new.all() else mid[np.cumsum(new) - 1]
 
 
-def _spearman_block(x: np.ndarray, y: np.ndarray, wt: np.ndarray, ox: np.ndarray,
-                    oy: np.ndarray, y_rank_row: np.ndarray) -> np.ndarray:
-    """Weighted Spearman correlations for the resamples in the columns of ``wt`` (``(n, b)``)."""
-    rx = _mid_ranks(x, wt, ox)  # rows in the sorted order of x
-    ry = _mid_ranks(y, wt, oy)[y_rank_row[ox]]  # the same rows, in the sorted order of x
-    wx = wt[ox]
-    total = wx.sum(axis=0)
+def _spearman_block(xs: np.ndarray, y: np.ndarray, wt: np.ndarray) -> np.ndarray:
+    """Weighted Spearman correlations of each row of ``xs`` with ``y``, for the resamples in the
+    columns of ``wt`` (shape ``(n, b)``); the result has shape ``(len(xs), b)``."""
+    oy = np.argsort(y, kind="stable")
+    ry_all = np.empty_like(wt)
+    ry_all[oy] = _mid_ranks(y[oy], wt[oy])  # ranks of y, computed once for every row of xs
+    total = wt.sum(axis=0)
     # Weighted moments about the mean rank, which is (T + 1) / 2 for T repeated values:
     # sum w (r - m)(s - m) = sum w r s - T m^2, and likewise for the variances.
     offset = total * ((total + 1.0) / 2.0) ** 2
-    wrx = wx * rx
-    cov = np.einsum("ij,ij->j", wrx, ry) - offset
-    var_x = np.einsum("ij,ij->j", wrx, rx) - offset
-    var_y = np.einsum("ij,ij->j", wx * ry, ry) - offset
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(np.minimum(var_x, var_y) > 1e-9 * total**3, cov / np.sqrt(var_x * var_y),
-                        np.nan)
+    var_y = np.einsum("ij,ij->j", wt * ry_all, ry_all) - offset
+    out = np.empty((len(xs), wt.shape[1]))
+    for row, x in enumerate(xs):
+        ox = np.argsort(x, kind="stable")
+        wx = wt[ox]
+        rx = _mid_ranks(x[ox], wx)  # rows in the sorted order of x
+        wrx = wx * rx
+        cov = np.einsum("ij,ij->j", wrx, ry_all[ox]) - offset
+        var_x = np.einsum("ij,ij->j", wrx, rx) - offset
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[row] = np.where(np.minimum(var_x, var_y) > 1e-9 * total**3,
+                                cov / np.sqrt(var_x * var_y), np.nan)
+    return out
 
 
 def weighted_spearman(x: Any, y: Any, weights: Any) -> np.ndarray:
@@ -458,20 +463,24 @@ def weighted_spearman(x: Any, y: Any, weights: Any) -> np.ndarray:
     With integer weights this equals :func:`scipy.stats.spearmanr` on ``np.repeat(x, w)`` and
     ``np.repeat(y, w)`` (ties get mid-ranks): the Pearson correlation of the mid-ranks,
     weighted by :math:`w`. One row of ``weights`` per resample, so that a whole bootstrap is
-    one vectorised call.
+    one vectorised call; several score vectors ``x`` (one per row) against the same ``y`` and
+    resamples share the ranking of ``y``.
 
     Parameters
     ----------
-    x, y
-        1-D arrays of the same length ``n >= 2``, finite.
+    x
+        Scores: a 1-D array of length ``n >= 2``, or ``(m, n)`` for ``m`` score vectors; finite.
+    y
+        1-D array of length ``n``, finite.
     weights
-        Non-negative finite weights of shape ``(n,)`` or ``(b, n)``.
+        Non-negative finite weights (integers or floats) of shape ``(n,)`` or ``(b, n)``.
 
     Returns
     -------
     numpy.ndarray
-        Shape ``()`` for 1-D ``weights``, ``(b,)`` otherwise. NaN for a resample in which
-        ``x`` or ``y`` is constant (the correlation is undefined).
+        Shape ``x.shape[:-1] + weights.shape[:-1]``: ``()`` for 1-D ``x`` and ``weights``,
+        ``(b,)`` for 1-D ``x`` and ``b`` resamples, ``(m, b)`` for both 2-D. NaN for a
+        resample in which ``x`` or ``y`` is constant (the correlation is undefined).
 
     Raises
     ------
@@ -482,28 +491,30 @@ def weighted_spearman(x: Any, y: Any, weights: Any) -> np.ndarray:
     -----
     Used in chapter 11.
     """
-    x = _as_float64("x", x, 1)
+    check_ndim("x", x, (1, 2))
+    xs = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    check_finite("x", xs)
     y = _as_float64("y", y, 1)
-    check_same_shape("x", x, "y", y)
-    if x.shape[0] < 2:
-        raise ValueError(f"x and y must hold at least 2 pairs, got {x.shape[0]}")
+    if xs.shape[1] != y.shape[0]:
+        raise ValueError(f"x and y must have the same length, got {xs.shape[1]} and {y.shape[0]}")
+    if y.shape[0] < 2:
+        raise ValueError(f"x and y must hold at least 2 pairs, got {y.shape[0]}")
     check_ndim("weights", weights, (1, 2))
-    w = np.asarray(weights, dtype=np.float64)
+    w = np.asarray(weights)
+    if not (np.issubdtype(w.dtype, np.integer) or np.issubdtype(w.dtype, np.floating)):
+        raise ValueError(f"weights must be integers or floats, got dtype {w.dtype}")
     check_finite("weights", w)
-    if w.shape[-1] != x.shape[0]:
-        raise ValueError(f"weights must have {x.shape[0]} columns (one per pair), got {w.shape}")
-    if (w < 0).any():
+    if w.shape[-1] != y.shape[0]:
+        raise ValueError(f"weights must have {y.shape[0]} columns (one per pair), got {w.shape}")
+    if w.min() < 0:
         raise ValueError("weights must be non-negative")
     W = np.atleast_2d(w)
-    ox, oy = np.argsort(x, kind="stable"), np.argsort(y, kind="stable")
-    y_rank_row = np.empty_like(oy)
-    y_rank_row[oy] = np.arange(len(oy))
     # Blocks of 256 resamples keep the (n, block) work arrays in cache: faster than all at once.
     rho = np.concatenate([
-        _spearman_block(x, y, np.ascontiguousarray(W[start:start + 256].T), ox, oy, y_rank_row)
+        _spearman_block(xs, y, np.ascontiguousarray(W[start:start + 256].T, dtype=np.float64))
         for start in range(0, W.shape[0], 256)
-    ])
-    return rho[0] if w.ndim == 1 else rho
+    ], axis=1)
+    return rho.reshape(np.shape(x)[:-1] + w.shape[:-1])
 
 
 def item_bootstrap_weights(i: Any, j: Any, n_boot: int, *, seed: int = 0) -> np.ndarray:
