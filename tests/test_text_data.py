@@ -62,3 +62,13 @@ def test_lee_sentences_subset_is_seeded_in_corpus_order_and_within_the_full_list
 def test_bad_input_raises_value_error_naming_the_argument(call, argument):
     with pytest.raises(ValueError, match=argument):
         call()
+
+
+def test_lee_sentence_documents_name_the_article_each_sentence_comes_from():
+    docs = data.lee_corpus("background")
+    for kwargs in ({}, {"max_sentences": 200, "seed": 3}):
+        sentences = data.lee_sentences(**kwargs)
+        owners = data.lee_sentence_documents(**kwargs)
+        assert len(owners) == len(sentences) and np.all(np.diff(owners) >= 0)
+        assert all(s in docs[d] for s, d in zip(sentences, owners, strict=True))
+    assert data.lee_sentence_documents().max() == 299

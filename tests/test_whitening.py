@@ -6,15 +6,20 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.stats import spearmanr
 from sklearn.neighbors import NearestNeighbors
 
 from dlnotes.whitening import (
+    alignment,
     anisotropy,
     apply_whitening,
     fit_whitening,
+    item_bootstrap_weights,
     knn_distance,
     paired_cosine,
     shared_mean_cosine,
+    uniformity,
+    weighted_spearman,
 )
 
 
@@ -115,7 +120,34 @@ def test_fit_whitening_rejects_bad_arguments(kwargs, argument):
         (lambda: knn_distance(np.ones((3, 2)), k=3), "k"),
         (lambda: knn_distance(np.ones((3, 2)), k=1, queries=[3]), "queries"),
         (lambda: knn_distance(np.ones((3, 2)), k=1, queries=[0.5]), "queries"),
+        (lambda: alignment(np.ones((3, 2)), np.ones((3, 3))), "same shape"),
+        (lambda: alignment(np.ones(3), np.ones(3)), "x"),
+        (lambda: alignment(np.ones((0, 2)), np.ones((0, 2))), "at least one pair"),
+        (lambda: alignment(np.ones((2, 2)), np.zeros((2, 2))), "all-zero rows"),
+        (lambda: alignment(np.ones((2, 2)), np.full((2, 2), np.inf)), "y"),
+        (lambda: alignment(np.ones((2, 2)), np.ones((2, 2)), alpha=0), "alpha"),
+        (lambda: uniformity(np.ones((1, 2))), "at least 2 rows"),
+        (lambda: uniformity(np.array([[1.0, np.nan], [1.0, 0.0]])), "x"),
+        (lambda: uniformity(np.ones((3, 2)), t=-1.0), "t"),
+        (lambda: uniformity(np.ones((3, 2)), chunk=0), "chunk"),
+        (lambda: weighted_spearman(np.ones(3), np.ones(4), np.ones(3)), "same length"),
+        (lambda: weighted_spearman(np.ones(3), np.ones(3), np.ones(4)), "weights"),
+        (lambda: weighted_spearman(np.ones(3), np.ones(3), -np.ones(3)), "non-negative"),
+        (lambda: weighted_spearman(np.ones(3), np.ones(3), np.ones((1, 1, 3))), "weights"),
+        (lambda: weighted_spearman(np.ones(1), np.ones(1), np.ones(1)), "at least 2"),
+        (lambda: weighted_spearman(np.ones((1, 1, 3)), np.ones(3), np.ones(3)), "x"),
+        (lambda: weighted_spearman(np.ones(3), np.ones(3), np.array([1, np.nan, 1])), "weights"),
+        (lambda: item_bootstrap_weights([0.0], [1.0], 5), "integer"),
+        (lambda: item_bootstrap_weights([0, 1], [1], 5), "same shape"),
+        (lambda: item_bootstrap_weights([0], [1], 0), "n_boot"),
     ],
+    ids=["fit-X-1d", "fit-X-nan", "apply-mu", "apply-W", "aniso-1-row", "aniso-zero-row",
+         "paired-shape", "smc-mean", "smc-var", "smc-dim", "knn-k", "knn-query-range",
+         "knn-query-float", "align-shape", "align-1d", "align-empty", "align-zero-row",
+         "align-inf", "align-alpha", "unif-1-row", "unif-nan", "unif-t", "unif-chunk",
+         "wsp-length", "wsp-weights-length", "wsp-negative", "wsp-3d", "wsp-one-pair",
+         "wsp-x-3d", "wsp-nan-weight",
+         "boot-float", "boot-length", "boot-n"],
 )
 def test_bad_input_raises_value_error_naming_the_problem(call, argument):
     with pytest.raises(ValueError, match=argument):
@@ -178,3 +210,138 @@ def test_knn_distance_matches_scikit_learn_brute_force(k):
     assert np.allclose(knn_distance(X, k, chunk=64), expected, atol=1e-9)
     queries = np.array([5, 0, 299])
     assert np.allclose(knn_distance(X, k, queries=queries), expected[queries], atol=1e-9)
+
+
+# --- alignment and uniformity (Wang & Isola, 2020) -------------------------------------------
+
+def unit(rows):
+    return [r / np.sqrt(sum(v * v for v in r)) for r in rows]
+
+
+def brute_force_alignment(x, y, alpha):
+    pairs = zip(unit(x.tolist()), unit(y.tolist()), strict=True)
+    terms = [sum((a - b) ** 2 for a, b in zip(u, v, strict=True)) ** (alpha / 2) for u, v in pairs]
+    return sum(terms) / len(terms)
+
+
+def brute_force_uniformity(x, t):
+    u = unit(x.tolist())
+    terms = [np.exp(-t * sum((a - b) ** 2 for a, b in zip(u[i], u[j], strict=True)))
+             for i in range(len(u)) for j in range(len(u)) if i != j]
+    return float(np.log(sum(terms) / len(terms)))
+
+
+@given(n=st.integers(2, 12), d=st.integers(1, 6), alpha=st.floats(0.5, 4),
+       t=st.floats(0.1, 5), seed=st.integers(0, 10_000))
+@settings(max_examples=60, deadline=None)
+def test_alignment_and_uniformity_match_a_brute_force_loop(n, d, alpha, t, seed):
+    rng = np.random.default_rng(seed)
+    x, y = rng.normal(size=(n, d)) + 0.3, rng.normal(size=(n, d))
+    x[np.linalg.norm(x, axis=1) == 0] = 1.0
+    y[np.linalg.norm(y, axis=1) == 0] = 1.0
+    assert alignment(x, y, alpha) == pytest.approx(brute_force_alignment(x, y, alpha), abs=1e-10)
+    assert uniformity(x, t, chunk=3) == pytest.approx(brute_force_uniformity(x, t), abs=1e-10)
+
+
+def test_alignment_and_uniformity_match_the_papers_torch_code():
+    # Wang & Isola's reference implementation (their Figure 5), on normalised rows.
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(40, 8)), rng.normal(size=(40, 8))
+    xt, yt = (F.normalize(torch.as_tensor(a), dim=1) for a in (x, y))
+    paper_align = (xt - yt).norm(dim=1).pow(2).mean()
+    paper_uniform = torch.pdist(xt, p=2).pow(2).mul(-2).exp().mean().log()
+    assert alignment(x, y) == pytest.approx(float(paper_align), abs=1e-12)
+    assert uniformity(x) == pytest.approx(float(paper_uniform), abs=1e-12)
+
+
+def test_alignment_and_uniformity_at_their_extremes_and_under_rescaling():
+    x = np.random.default_rng(5).normal(size=(30, 4))
+    assert alignment(x, 7.0 * x) == pytest.approx(0.0, abs=1e-12)  # only directions count
+    assert alignment(x, -x, alpha=3) == pytest.approx(8.0)
+    assert uniformity(np.ones((5, 3))) == pytest.approx(0.0, abs=1e-12)
+    # Antipodal points: half the pairs at squared distance 4, so log((1 + e^{-4t} ...)) > -4t.
+    assert uniformity(np.array([[1.0, 0.0], [-1.0, 0.0]]), t=3) == pytest.approx(-12.0)
+    # Large t: a naive exp underflows to log(0); the log-sum-exp stays finite and exact.
+    assert uniformity(np.array([[1.0, 0.0], [-1.0, 0.0], [1.0, 0.0]]), t=500) == pytest.approx(
+        np.log(1 / 3))
+
+
+def test_uniformity_of_spread_points_is_lower_than_of_a_cone():
+    rng = np.random.default_rng(6)
+    spread = rng.normal(size=(500, 16))
+    cone = spread + 4.0
+    assert uniformity(spread) < uniformity(cone) < 0
+
+
+# --- rank correlation with an item-level bootstrap -------------------------------------------
+
+@given(n=st.integers(3, 25), seed=st.integers(0, 10_000), ties=st.booleans())
+@settings(max_examples=60, deadline=None)
+def test_weighted_spearman_equals_scipy_on_the_repeated_sample(n, seed, ties):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    y = rng.integers(0, 4, size=n).astype(float) if ties else rng.normal(size=n)
+    w = rng.integers(0, 4, size=(3, n))
+    w[:, :2] = 1  # at least two distinct positions in every resample
+    got = weighted_spearman(x, y, w)
+    for row, value in zip(w, got, strict=True):
+        xs, ys = np.repeat(x, row), np.repeat(y, row)
+        if np.ptp(ys) == 0:
+            assert np.isnan(value)
+        else:
+            assert value == pytest.approx(spearmanr(xs, ys).statistic, abs=1e-10)
+    assert weighted_spearman(x, y, np.ones(n)) == pytest.approx(
+        spearmanr(x, y).statistic if np.ptp(y) else np.nan, abs=1e-10, nan_ok=True)
+
+
+def test_weighted_spearman_of_many_resamples_equals_one_resample_at_a_time():
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=40), rng.integers(0, 5, size=40).astype(float)
+    w = rng.integers(0, 3, size=(600, 40))  # more rows than one block of resamples
+    one_by_one = [weighted_spearman(x, y, row) for row in w]
+    assert np.allclose(weighted_spearman(x, y, w), one_by_one, atol=1e-12, equal_nan=True)
+
+
+def test_weighted_spearman_of_stacked_scores_equals_one_score_vector_at_a_time():
+    rng = np.random.default_rng(9)
+    xs, y = rng.normal(size=(4, 30)), rng.integers(0, 4, size=30).astype(float)
+    w = rng.integers(0, 3, size=(300, 30))
+    stacked = weighted_spearman(xs, y, w)
+    assert stacked.shape == (4, 300)
+    for x, row in zip(xs, stacked, strict=True):
+        assert np.allclose(row, weighted_spearman(x, y, w), atol=1e-12, equal_nan=True)
+    assert weighted_spearman(xs, y, np.ones(30)).shape == (4,)
+
+
+def test_item_bootstrap_resamples_items_and_weights_pairs_by_the_product_of_counts():
+    i, j = np.triu_indices(6, k=1)
+    w = item_bootstrap_weights(i, j, 2000, seed=0)
+    assert w.shape == (2000, 15) and w.dtype.kind == "i"
+    assert item_bootstrap_weights(i, j, 2000, seed=0).tolist() == w.tolist()  # seeded
+    assert w.mean() == pytest.approx(5 / 6, abs=0.03)  # E[c_a c_b] = n(n-1)/n^2 for a != b
+    # Monte Carlo: every item is missing from a resample with probability (5/6)^6.
+    item0_missing = (w[:, (i == 0) | (j == 0)] == 0).all(axis=1).mean()
+    assert item0_missing == pytest.approx((5 / 6) ** 6, abs=0.03)
+
+
+def test_item_bootstrap_weights_are_products_of_item_counts_and_a_self_pair_counts_once():
+    i, j = np.array([10, 10, 20, 30]), np.array([20, 30, 30, 30])  # the last pair is a self pair
+    w = item_bootstrap_weights(i, j, 500, seed=2)
+    # Item counts recovered from the pairs: c10 c20, c10 c30, c20 c30 and c30.
+    c30 = w[:, 3]
+    assert np.array_equal(w[:, 1] * w[:, 2], w[:, 0] * c30**2)
+    assert np.all(w.sum(axis=1) >= 0) and set(np.unique(c30)) <= set(range(4))
+
+
+def test_item_bootstrap_interval_is_wider_than_a_pair_bootstrap_when_items_drive_the_score():
+    # Scores and ratings share a per-item effect, so pairs of the same item are dependent.
+    rng = np.random.default_rng(7)
+    n = 30
+    effect = rng.normal(size=n)
+    i, j = np.triu_indices(n, k=1)
+    ratings = effect[i] + effect[j] + 0.5 * rng.normal(size=len(i))
+    scores = effect[i] + effect[j] + 0.5 * rng.normal(size=len(i))
+    items = weighted_spearman(scores, ratings, item_bootstrap_weights(i, j, 400, seed=1))
+    pairs = weighted_spearman(scores, ratings,
+                              rng.multinomial(len(i), np.full(len(i), 1 / len(i)), size=400))
+    assert np.std(items) > 2 * np.std(pairs)

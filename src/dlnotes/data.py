@@ -27,6 +27,7 @@ __all__ = [
     "lee_corpus",
     "split_sentences",
     "lee_sentences",
+    "lee_sentence_documents",
     "lee_similarity_pairs",
     "word_similarity",
     "analogy_questions",
@@ -230,16 +231,20 @@ def lee_sentences(max_sentences: int | None = None, min_words: int = 5,
     ValueError
         If an integer argument is out of range.
     """
+    sentences = [s for doc in lee_corpus("background") for s in split_sentences(doc, min_words)]
+    return [sentences[i] for i in _sentence_subset(len(sentences), max_sentences, min_words, seed)]
+
+
+def _sentence_subset(n: int, max_sentences: int | None, min_words: int, seed: int) -> np.ndarray:
+    """Sorted indices of the seeded subset of ``n`` sentences that :func:`lee_sentences` keeps."""
     check_int_at_least("min_words", min_words, 1)
     check_int_at_least("seed", seed, 0)
-    sentences = [s for doc in lee_corpus("background") for s in split_sentences(doc, min_words)]
     if max_sentences is None:
-        return sentences
+        return np.arange(n)
     check_int_at_least("max_sentences", max_sentences, 1)
-    if max_sentences >= len(sentences):
-        return sentences
-    keep = np.random.default_rng(seed).choice(len(sentences), max_sentences, replace=False)
-    return [sentences[i] for i in np.sort(keep)]
+    if max_sentences >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, max_sentences, replace=False))
 
 
 def lee_similarity_pairs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -299,6 +304,38 @@ def word_similarity(name: str) -> tuple[list[tuple[str, str]], np.ndarray]:
             pairs.append((w1, w2))
             ratings.append(float(score))
     return pairs, np.array(ratings)
+
+
+def lee_sentence_documents(max_sentences: int | None = None, min_words: int = 5,
+                           seed: int = 0) -> np.ndarray:
+    """Index of the background document each sentence of :func:`lee_sentences` comes from.
+
+    Called with the same arguments as :func:`lee_sentences`, it returns one document index
+    (into :func:`lee_corpus` ``("background")``) per returned sentence, in the same order, so
+    that sentences of the same article can be paired.
+
+    Parameters
+    ----------
+    max_sentences, min_words, seed
+        As in :func:`lee_sentences`.
+
+    Returns
+    -------
+    numpy.ndarray
+        Integer array, non-decreasing, with values in ``[0, 300)``.
+
+    Raises
+    ------
+    ValueError
+        If an integer argument is out of range.
+
+    Notes
+    -----
+    Used in chapter 11.
+    """
+    docs = [d for d, doc in enumerate(lee_corpus("background"))
+            for _ in split_sentences(doc, min_words)]
+    return np.array(docs)[_sentence_subset(len(docs), max_sentences, min_words, seed)]
 
 
 # --- Word-analogy questions (chapter 10) -----------------------------------------------------

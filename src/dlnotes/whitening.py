@@ -19,6 +19,7 @@ from dlnotes.validation import (
     check_ndim,
     check_nonnegative,
     check_positive,
+    check_same_shape,
 )
 
 __all__ = [
@@ -28,6 +29,10 @@ __all__ = [
     "paired_cosine",
     "shared_mean_cosine",
     "knn_distance",
+    "alignment",
+    "uniformity",
+    "weighted_spearman",
+    "item_bootstrap_weights",
 ]
 
 
@@ -294,3 +299,270 @@ def knn_distance(X: Any, k: int = 5, *, queries: Any = None, chunk: int = 1024) 
         nearest = np.partition(d2, k - 1, axis=1)[:, :k]
         out[start:start + len(rows)] = np.sqrt(np.maximum(nearest, 0.0)).mean(axis=1)
     return out
+
+
+def alignment(x: Any, y: Any, alpha: float = 2.0) -> float:
+    r"""Alignment loss of Wang & Isola (2020): how far apart positive pairs are on the sphere.
+
+    .. math::
+
+        \ell_{\text{align}} = \frac1n \sum_{i=1}^n \lVert \hat x_i - \hat y_i\rVert^\alpha,
+        \qquad \hat x = x / \lVert x\rVert,
+
+    where row :math:`i` of ``x`` and row :math:`i` of ``y`` form a positive pair. Smaller is
+    better aligned: 0 when every pair points the same way, :math:`2^\alpha` when every pair
+    points in opposite directions.
+
+    Parameters
+    ----------
+    x, y
+        Arrays or tensors of the same shape ``(n, d)``, ``n >= 1``, finite, without all-zero
+        rows.
+    alpha
+        Exponent :math:`\alpha > 0` (2 in the paper's experiments).
+
+    Returns
+    -------
+    float
+        A number in ``[0, 2**alpha]``.
+
+    Raises
+    ------
+    ValueError
+        If an input is not 2-D, empty, not finite, has an all-zero row, the shapes differ, or
+        ``alpha`` is not positive.
+
+    Notes
+    -----
+    Used in chapter 11.
+    """
+    x = _as_float64("x", x, 2)
+    y = _as_float64("y", y, 2)
+    check_same_shape("x", x, "y", y)
+    if x.shape[0] == 0:
+        raise ValueError("x and y must hold at least one pair (one row each)")
+    check_positive("alpha", alpha)
+    # |u - v|^2 = 2 - 2 u.v for unit vectors; clip rounding below zero.
+    sq = np.maximum(2.0 - 2.0 * (_unit_rows("x", x) * _unit_rows("y", y)).sum(axis=1), 0.0)
+    return float(np.mean(sq ** (alpha / 2.0)))
+
+
+def uniformity(x: Any, t: float = 2.0, *, chunk: int = 1024) -> float:
+    r"""Uniformity loss of Wang & Isola (2020): log of the mean Gaussian potential of all pairs.
+
+    .. math::
+
+        \ell_{\text{uniform}} = \log \frac{2}{n(n-1)} \sum_{i<j}
+        e^{-t \lVert \hat x_i - \hat x_j\rVert^2}, \qquad \hat x = x / \lVert x\rVert .
+
+    Smaller (more negative) is more uniform on the sphere; 0 when all rows point the same way.
+    Since :math:`\lVert \hat x_i - \hat x_j\rVert^2 = 2 - 2\cos_{ij}`, it is computed as
+    :math:`-2t + \log \operatorname{mean}_{i<j} e^{2t\cos_{ij}}` with a log-sum-exp, in
+    chunks of rows, so that large ``t`` neither overflows nor underflows.
+
+    Parameters
+    ----------
+    x
+        Array or tensor of shape ``(n, d)``, ``n >= 2``, finite, without all-zero rows.
+    t
+        Scale :math:`t > 0` of the Gaussian potential (2 in the paper's experiments).
+    chunk
+        Rows processed at once (memory ``chunk * n`` floats), an integer >= 1.
+
+    Returns
+    -------
+    float
+        A number in ``[-4t, 0]``.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not 2-D, has fewer than two rows, non-finite values or an all-zero row, or
+        if ``t`` or ``chunk`` is out of range.
+
+    Notes
+    -----
+    Used in chapter 11.
+    """
+    x = _as_float64("x", x, 2)
+    n = x.shape[0]
+    if n < 2:
+        raise ValueError(f"x must have at least 2 rows to form a pair, got {n}")
+    check_positive("t", t)
+    check_int_at_least("chunk", chunk, 1)
+    U = _unit_rows("x", x)
+    logs = []
+    for start in range(0, n - 1, chunk):
+        rows = np.arange(start, min(start + chunk, n - 1))
+        cos = U[rows] @ U.T
+        exponent = np.where(np.arange(n)[None, :] > rows[:, None], 2.0 * t * cos, -np.inf)
+        top = exponent.max()
+        logs.append(top + np.log(np.exp(exponent - top).sum()))
+    logs = np.array(logs)
+    log_total = logs.max() + np.log(np.exp(logs - logs.max()).sum())
+    return float(min(-2.0 * t + log_total - np.log(n * (n - 1) / 2), 0.0))
+
+
+def _running_sum(w: np.ndarray) -> np.ndarray:
+    """Cumulative sum of the rows of ``w`` (shape ``(n, b)``), one vectorised add per row.
+
+    As fast as it gets for many columns: ``np.cumsum(w, axis=0)`` is several times slower.
+    """
+    out = np.empty_like(w)
+    out[0] = w[0]
+    for k in range(1, w.shape[0]):
+        np.add(out[k - 1], w[k], out=out[k])
+    return out
+
+
+def _mid_ranks(sorted_values: np.ndarray, sorted_weights: np.ndarray) -> np.ndarray:
+    r"""Mid-ranks of sorted values in the sample that repeats value ``k`` ``weights[k]`` times.
+
+    ``sorted_weights`` has shape ``(n, b)``, one column per resample, rows in the order of
+    ``sorted_values``; so has the result. Tied values share the mean of the ranks they occupy,
+    as :func:`scipy.stats.rankdata` gives on the repeated sample.
+    """
+    new = np.r_[True, sorted_values[1:] != sorted_values[:-1]]
+    w = sorted_weights
+    if not new.all():
+        w = np.add.reduceat(w, np.flatnonzero(new), axis=0)  # one row per group of ties
+    mid = _running_sum(w)
+    mid -= 0.5 * w
+    mid += 0.5
+    return mid if new.all() else mid[np.cumsum(new) - 1]
+
+
+def _spearman_block(xs: np.ndarray, y: np.ndarray, wt: np.ndarray) -> np.ndarray:
+    """Weighted Spearman correlations of each row of ``xs`` with ``y``, for the resamples in the
+    columns of ``wt`` (shape ``(n, b)``); the result has shape ``(len(xs), b)``."""
+    oy = np.argsort(y, kind="stable")
+    ry_all = np.empty_like(wt)
+    ry_all[oy] = _mid_ranks(y[oy], wt[oy])  # ranks of y, computed once for every row of xs
+    total = wt.sum(axis=0)
+    # Weighted moments about the mean rank, which is (T + 1) / 2 for T repeated values:
+    # sum w (r - m)(s - m) = sum w r s - T m^2, and likewise for the variances.
+    offset = total * ((total + 1.0) / 2.0) ** 2
+    var_y = np.einsum("ij,ij->j", wt * ry_all, ry_all) - offset
+    out = np.empty((len(xs), wt.shape[1]))
+    for row, x in enumerate(xs):
+        ox = np.argsort(x, kind="stable")
+        wx = wt[ox]
+        rx = _mid_ranks(x[ox], wx)  # rows in the sorted order of x
+        wrx = wx * rx
+        cov = np.einsum("ij,ij->j", wrx, ry_all[ox]) - offset
+        var_x = np.einsum("ij,ij->j", wrx, rx) - offset
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[row] = np.where(np.minimum(var_x, var_y) > 1e-9 * total**3,
+                                cov / np.sqrt(var_x * var_y), np.nan)
+    return out
+
+
+def weighted_spearman(x: Any, y: Any, weights: Any) -> np.ndarray:
+    r"""Spearman correlation of ``x`` and ``y`` in the sample that repeats pair ``k`` ``w_k`` times.
+
+    With integer weights this equals :func:`scipy.stats.spearmanr` on ``np.repeat(x, w)`` and
+    ``np.repeat(y, w)`` (ties get mid-ranks): the Pearson correlation of the mid-ranks,
+    weighted by :math:`w`. One row of ``weights`` per resample, so that a whole bootstrap is
+    one vectorised call; several score vectors ``x`` (one per row) against the same ``y`` and
+    resamples share the ranking of ``y``.
+
+    Parameters
+    ----------
+    x
+        Scores: a 1-D array of length ``n >= 2``, or ``(m, n)`` for ``m`` score vectors; finite.
+    y
+        1-D array of length ``n``, finite.
+    weights
+        Non-negative finite weights (integers or floats) of shape ``(n,)`` or ``(b, n)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``x.shape[:-1] + weights.shape[:-1]``: ``()`` for 1-D ``x`` and ``weights``,
+        ``(b,)`` for 1-D ``x`` and ``b`` resamples, ``(m, b)`` for both 2-D. NaN for a
+        resample in which ``x`` or ``y`` is constant (the correlation is undefined).
+
+    Raises
+    ------
+    ValueError
+        If the inputs have the wrong rank or length, or non-finite or negative values.
+
+    Notes
+    -----
+    Used in chapter 11.
+    """
+    check_ndim("x", x, (1, 2))
+    xs = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    check_finite("x", xs)
+    y = _as_float64("y", y, 1)
+    if xs.shape[1] != y.shape[0]:
+        raise ValueError(f"x and y must have the same length, got {xs.shape[1]} and {y.shape[0]}")
+    if y.shape[0] < 2:
+        raise ValueError(f"x and y must hold at least 2 pairs, got {y.shape[0]}")
+    check_ndim("weights", weights, (1, 2))
+    w = np.asarray(weights)
+    if not (np.issubdtype(w.dtype, np.integer) or np.issubdtype(w.dtype, np.floating)):
+        raise ValueError(f"weights must be integers or floats, got dtype {w.dtype}")
+    check_finite("weights", w)
+    if w.shape[-1] != y.shape[0]:
+        raise ValueError(f"weights must have {y.shape[0]} columns (one per pair), got {w.shape}")
+    if w.min() < 0:
+        raise ValueError("weights must be non-negative")
+    W = np.atleast_2d(w)
+    # Blocks of 256 resamples keep the (n, block) work arrays in cache: faster than all at once.
+    rho = np.concatenate([
+        _spearman_block(xs, y, np.ascontiguousarray(W[start:start + 256].T, dtype=np.float64))
+        for start in range(0, W.shape[0], 256)
+    ], axis=1)
+    return rho.reshape(np.shape(x)[:-1] + w.shape[:-1])
+
+
+def item_bootstrap_weights(i: Any, j: Any, n_boot: int, *, seed: int = 0) -> np.ndarray:
+    r"""Bootstrap weights for pairs of items that resample the *items*, not the pairs.
+
+    When every pair ``(i[k], j[k])`` is built from two items (documents, words), pairs that
+    share an item are not independent, and resampling pairs understates the uncertainty. Here
+    each resample draws the distinct items with replacement, and a pair ``(a, b)`` of items
+    drawn :math:`c_a` and :math:`c_b` times enters :math:`c_a c_b` times (once for every copy of
+    each end; a pair of an item with itself, such as WordSim-353's "tiger"–"tiger", enters
+    :math:`c_a` times). Pairs not in the data are never formed. Passed to
+    :func:`weighted_spearman`, the weights give the bootstrap distribution of a rank
+    correlation over pairs.
+
+    Parameters
+    ----------
+    i, j
+        Integer item labels of the two ends of each pair, 1-D of the same length.
+    n_boot
+        Number of resamples, an integer >= 1.
+    seed
+        Seed of the resampling, an integer >= 0.
+
+    Returns
+    -------
+    numpy.ndarray
+        Integer array of shape ``(n_boot, len(i))``.
+
+    Raises
+    ------
+    ValueError
+        If ``i`` and ``j`` are not 1-D integer arrays of the same length, or ``n_boot`` or
+        ``seed`` is out of range.
+
+    Notes
+    -----
+    Used in chapter 11.
+    """
+    i, j = np.asarray(i), np.asarray(j)
+    for name, a in (("i", i), ("j", j)):
+        if a.ndim != 1 or not np.issubdtype(a.dtype, np.integer):
+            raise ValueError(f"{name} must be a 1-D array of integer item labels")
+    check_same_shape("i", i, "j", j)
+    check_int_at_least("n_boot", n_boot, 1)
+    check_int_at_least("seed", seed, 0)
+    items, codes = np.unique(np.concatenate([i, j]), return_inverse=True)
+    n_items = len(items)
+    counts = np.random.default_rng(seed).multinomial(n_items, np.full(n_items, 1.0 / n_items),
+                                                     size=n_boot)
+    ends_i, ends_j = counts[:, codes[: len(i)]], counts[:, codes[len(i):]]
+    return np.where(i == j, ends_i, ends_i * ends_j)
