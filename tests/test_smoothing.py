@@ -1,6 +1,7 @@
 """dlnotes.smoothing against torch's label smoothing, closed forms and Monte Carlo."""
 
 import math
+from functools import partial
 
 import numpy as np
 import pytest
@@ -9,20 +10,28 @@ import torch.nn.functional as F
 from helpers import case_id
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import nn
 
 from dlnotes.smoothing import (
     calibration_bins,
     convert_eps,
+    corrupt_labels,
     expected_calibration_error,
     fit_temperature,
     logit_gap,
+    logit_gap_descent,
     optimal_logit_gap,
     smooth_targets,
     smoothed_cross_entropy,
     target_probabilities,
+    train_stacked_mlps,
 )
+from dlnotes.training import loss_objective, mlp, train_classifier
 
 eps_values = st.floats(0.0, 0.99, allow_nan=False)
+_GEN = torch.Generator().manual_seed(0)
+_X = torch.zeros(6, 4)
+_Q1 = torch.full((1, 6, 3), 1 / 3)
 class_counts = st.integers(2, 12)
 conventions = st.sampled_from(["uniform", "others"])
 
@@ -137,39 +146,144 @@ def test_optimal_gap_closed_forms_and_hard_targets():
     assert gaps[0] > gaps[1] > gaps[2]
 
 
-@pytest.mark.parametrize(("eps", "convention"), [(0.1, "uniform"), (0.2, "others"),
-                                                 (0.05, "uniform")])
-def test_gradient_descent_on_one_example_reaches_the_closed_form_gap(eps, convention):
-    logits = torch.zeros(1, 10, dtype=torch.float64, requires_grad=True)
-    labels = torch.tensor([3])
-    opt = torch.optim.SGD([logits], lr=5.0)
-    for _ in range(3000):
+def _autograd_descent(eps: float, convention: str, steps: int, k: int = 10,
+                      lr: float = 5.0) -> list[float]:
+    """SGD on smoothed_cross_entropy through autograd; the gap after each step."""
+    logits = torch.zeros(1, k, dtype=torch.float64, requires_grad=True)
+    labels = torch.tensor([0])
+    opt = torch.optim.SGD([logits], lr=lr)
+    gaps = []
+    for _ in range(steps):
         opt.zero_grad()
         smoothed_cross_entropy(logits, labels, eps, convention).backward()
         opt.step()
-    z = logits.detach()[0]
-    others = torch.cat([z[:3], z[4:]])
-    assert float(z[3] - others.max()) == pytest.approx(optimal_logit_gap(eps, 10, convention),
-                                                      abs=1e-8)
-    assert float(others.max() - others.min()) < 1e-10
-    assert float(logit_gap(logits.detach(), labels)[0]) == pytest.approx(
-        optimal_logit_gap(eps, 10, convention), abs=1e-8)
+        gaps.append(float(logit_gap(logits.detach(), labels)[0]))
+    return gaps
 
 
-def test_with_hard_targets_gradient_descent_keeps_widening_the_gap():
-    logits = torch.zeros(1, 10, dtype=torch.float64, requires_grad=True)
-    labels = torch.tensor([0])
-    opt = torch.optim.SGD([logits], lr=5.0)
-    gaps = []
-    for step in range(1, 10_001):
-        opt.zero_grad()
-        smoothed_cross_entropy(logits, labels, 0.0).backward()
-        opt.step()
-        if step in (100, 1000, 10_000):
-            gaps.append(float(logit_gap(logits.detach(), labels)[0]))
-    # The gap grows roughly like log(steps): by about ln 10 per decade, without bound.
-    assert gaps[0] < gaps[1] < gaps[2]
-    assert gaps[2] - gaps[1] == pytest.approx(math.log(10), abs=0.1)
+@pytest.mark.parametrize(("eps", "convention", "k"), [(0.0, "uniform", 10), (0.1, "uniform", 10),
+                                                      (0.2, "others", 4), (0.3, "others", 2)])
+def test_gap_descent_equals_autograd_sgd_on_the_smoothed_cross_entropy(eps, convention, k):
+    mine = logit_gap_descent(eps, 200, k, lr=2.0, convention=convention)
+    ref = _autograd_descent(eps, convention, 200, k, lr=2.0)
+    assert mine.shape == (200,) and mine.dtype == torch.float64
+    assert torch.allclose(mine, torch.tensor(ref, dtype=torch.float64), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("eps", "convention"), [(0.1, "uniform"), (0.2, "others"),
+                                                 (0.05, "uniform")])
+def test_gradient_descent_on_one_example_reaches_the_closed_form_gap(eps, convention):
+    gaps = logit_gap_descent(eps, 3000, 10, convention=convention)
+    assert float(gaps[-1]) == pytest.approx(optimal_logit_gap(eps, 10, convention), abs=1e-8)
+    assert float(gaps[-1] - gaps[-2]) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_with_hard_targets_the_gap_follows_log_of_one_plus_eta_k_t():
+    # Chapter 5 derives dg/dt ~ eta k e^(-g), so g(t) ~ log(1 + eta k t): ln 10 per decade.
+    for k, lr in ((10, 5.0), (3, 1.0)):
+        gaps = logit_gap_descent(0.0, 10_000, k, lr=lr)
+        assert bool((gaps[1:] > gaps[:-1]).all())  # it never stops growing
+        for t in (1000, 10_000):
+            assert float(gaps[t - 1]) == pytest.approx(math.log1p(lr * k * t), abs=0.02)
+        assert float(gaps[9999] - gaps[999]) == pytest.approx(math.log(10), abs=0.02)
+
+
+def test_corrupting_at_rate_zero_changes_nothing():
+    labels = torch.randint(0, 10, (500,), generator=torch.Generator().manual_seed(1))
+    before = labels.clone()
+    out = corrupt_labels(labels, 0.0, 10, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(out, before) and torch.equal(labels, before)
+    assert out.dtype == labels.dtype
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.3, 0.8])
+def test_flipped_fraction_is_the_rate_within_binomial_error(rate):
+    n = 40_000
+    labels = torch.randint(0, 7, (n,), generator=torch.Generator().manual_seed(3))
+    out = corrupt_labels(labels, rate, 7, generator=torch.Generator().manual_seed(4))
+    fraction = float((out != labels).float().mean())
+    assert abs(fraction - rate) < 5 * math.sqrt(rate * (1 - rate) / n)
+
+
+def test_a_flipped_label_is_never_the_original_and_is_uniform_over_the_others():
+    n, k = 60_000, 5
+    labels = torch.full((n,), 3, dtype=torch.long)
+    out = corrupt_labels(labels, 1.0, k, generator=torch.Generator().manual_seed(5))
+    assert bool((out != labels).all())
+    counts = torch.bincount(out, minlength=k).double()
+    assert counts[3] == 0
+    expected = n / (k - 1)
+    chi2 = float((((counts[[0, 1, 2, 4]] - expected) ** 2) / expected).sum())
+    assert chi2 < 20.0  # 3 degrees of freedom; P(chi2 > 20) < 2e-4
+
+
+def test_mean_one_hot_of_corrupted_labels_is_the_notes_smoothed_target():
+    n, k, rate = 100_000, 10, 0.2
+    labels = torch.zeros(n, dtype=torch.long)
+    out = corrupt_labels(labels, rate, k, generator=torch.Generator().manual_seed(6))
+    share = F.one_hot(out, k).double().mean(dim=0)
+    target = smooth_targets(labels[:1], k, rate, "others", dtype=torch.float64)[0]
+    assert torch.allclose(share, target, atol=5 * math.sqrt(rate / n))
+
+
+@given(st.integers(1, 50), st.integers(2, 12), st.floats(0.0, 1.0), st.integers(0, 2**31 - 1))
+@settings(max_examples=60, deadline=None)
+def test_corrupted_labels_stay_in_range_and_are_reproducible(n, k, rate, seed):
+    labels = torch.randint(0, k, (n,), generator=torch.Generator().manual_seed(seed))
+    out = corrupt_labels(labels, rate, k, generator=torch.Generator().manual_seed(seed))
+    again = corrupt_labels(labels, rate, k, generator=torch.Generator().manual_seed(seed))
+    assert torch.equal(out, again) and out.shape == labels.shape
+    assert int(out.min()) >= 0 and int(out.max()) < k
+    if rate == 1.0:
+        assert bool((out != labels).all())
+
+
+def _trained_separately(model, X, y, eps, convention, decay, steps, lr):
+    objective = loss_objective(partial(smoothed_cross_entropy, eps=eps, convention=convention))
+    train_classifier(model, X, y, epochs=steps, lr=lr, batch_size=len(y), weight_decay=decay,
+                     objective=objective)
+    return model
+
+
+@pytest.mark.parametrize("sizes", [[6, 8, 4], [6, 5, 7, 3]], ids=["one hidden", "two hidden"])
+def test_stacked_training_equals_full_batch_train_classifier_for_each_network(sizes):
+    gen = torch.Generator().manual_seed(7)
+    X = torch.randn(40, sizes[0], dtype=torch.float64, generator=gen)
+    y = torch.randint(0, sizes[-1], (40,), generator=gen)
+    settings_ = [(0.0, "uniform", 0.0), (0.1, "others", 0.05), (0.3, "uniform", 0.0)]
+    nets = [mlp(sizes, nn.Tanh, seed=s).double() for s in range(3)]
+    refs = [mlp(sizes, nn.Tanh, seed=s).double() for s in range(3)]
+    targets = torch.stack([smooth_targets(y, sizes[-1], e, c, dtype=torch.float64)
+                           for e, c, _ in settings_])
+    train_stacked_mlps(nets, X, targets, steps=25, lr=0.3,
+                       weight_decay=[d for _, _, d in settings_])
+    for net, ref, (eps, convention, decay) in zip(nets, refs, settings_, strict=True):
+        _trained_separately(ref, X, y, eps, convention, decay, 25, 0.3)
+        for a, b in zip(net.parameters(), ref.parameters(), strict=True):
+            assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_stacked_training_records_at_the_requested_steps_with_the_models_in_sync():
+    gen = torch.Generator().manual_seed(8)
+    X = torch.randn(30, 4, generator=gen)
+    y = torch.randint(0, 3, (30,), generator=gen)
+    nets = [mlp([4, 5, 3], seed=s) for s in (0, 1)]
+    targets = torch.stack([smooth_targets(y, 3, e) for e in (0.0, 0.2)])
+    seen = []
+
+    def on_record(logits_of):
+        stacked = logits_of(X)
+        with torch.no_grad():
+            separate = torch.stack([net(X) for net in nets])
+        assert torch.allclose(stacked, separate, atol=1e-6)
+        seen.append(stacked)
+        return {"mean logit": stacked.mean(dim=(1, 2))}
+
+    history = train_stacked_mlps(nets, X, targets, steps=12, lr=0.5, record_at=[12, 3, 7, 3],
+                                 on_record=on_record)
+    assert history["step"] == [3, 7, 12] and len(seen) == 3
+    assert [tuple(v.shape) for v in history["mean logit"]] == [(2,)] * 3
+    assert not torch.allclose(seen[0], seen[-1])  # it trained
 
 
 def test_logit_gap_is_true_logit_minus_mean_of_the_others():
@@ -257,6 +371,31 @@ def test_fit_temperature_recovers_the_scale_of_over_confident_logits():
          "n_bins"),
         (lambda: fit_temperature(torch.zeros(2, 3), torch.tensor([0, 1]), low=2.0, high=1.0),
          "low"),
+        (lambda: logit_gap_descent(0.1, 0), "steps"),
+        (lambda: logit_gap_descent(0.1, 10, lr=0.0), "lr"),
+        (lambda: corrupt_labels(torch.tensor([0, 1]), -0.1, 3, generator=_GEN), "rate"),
+        (lambda: corrupt_labels(torch.tensor([0, 1]), 1.5, 3, generator=_GEN), "rate"),
+        (lambda: corrupt_labels(torch.tensor([0, 1]), float("nan"), 3, generator=_GEN), "rate"),
+        (lambda: corrupt_labels(torch.tensor([0, 3]), 0.1, 3, generator=_GEN), "labels"),
+        (lambda: corrupt_labels(torch.tensor([0, 1]), 0.1, 1, generator=_GEN), "num_classes"),
+        (lambda: corrupt_labels(torch.tensor([0, 1]), 0.1, 3, generator=0), "generator"),
+        (lambda: train_stacked_mlps([], _X, _Q1, steps=1, lr=0.1), "models"),
+        (lambda: train_stacked_mlps([mlp([4, 3, 3]), mlp([4, 5, 3])], _X, _Q1.expand(2, -1, -1),
+                                    steps=1, lr=0.1), "models\\[1\\]"),
+        (lambda: train_stacked_mlps([nn.Sequential(nn.Linear(4, 3), nn.LayerNorm(3))], _X, _Q1,
+                                    steps=1, lr=0.1), "parameters"),
+        (lambda: train_stacked_mlps([mlp([4, 3])], _X[:, :3], _Q1, steps=1, lr=0.1), "columns"),
+        (lambda: train_stacked_mlps([mlp([4, 3])], _X, _Q1[:, :5], steps=1, lr=0.1), "shape"),
+        (lambda: train_stacked_mlps([mlp([4, 3])], _X, 2 * _Q1, steps=1, lr=0.1),
+         "distributions"),
+        (lambda: train_stacked_mlps([mlp([4, 3])], _X, _Q1, steps=0, lr=0.1), "steps"),
+        (lambda: train_stacked_mlps([mlp([4, 3])], _X, _Q1, steps=1, lr=-1.0), "lr"),
+        (lambda: train_stacked_mlps([mlp([4, 3])], _X, _Q1, steps=1, lr=0.1,
+                                    weight_decay=[0.1, 0.2]), "weight_decay"),
+        (lambda: train_stacked_mlps([mlp([4, 3])], _X, _Q1, steps=1, lr=0.1,
+                                    weight_decay=-0.1), "weight_decay"),
+        (lambda: train_stacked_mlps([mlp([4, 3])], _X, _Q1, steps=2, lr=0.1, record_at=[3]),
+         "record_at"),
     ],
     ids=case_id,
 )

@@ -1,5 +1,5 @@
-r"""Label smoothing, the logits it asks for, and calibration measures. Used in chapter 5,
-"Output noise: label smoothing".
+r"""Label smoothing and label noise, the logits they ask for, and calibration measures.
+Used in chapter 5, "Output noise: label smoothing".
 
 Two conventions for the smoothed target of a ``k``-class problem are in use:
 
@@ -11,16 +11,22 @@ Two conventions for the smoothed target of a ``k``-class problem are in use:
   :math:`1-\varepsilon` and every other class :math:`\varepsilon/(k-1)`.
 
 They describe the same family of targets: ``eps_others = eps_uniform * (k - 1) / k``
-(:func:`convert_eps`).
+(:func:`convert_eps`). The ``"others"`` target with ε is the expected one-hot label under
+symmetric label noise at rate ε (:func:`corrupt_labels`).
+
+The chapter's experiments train many small networks at once on full batches
+(:func:`train_stacked_mlps`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from dlnotes.validation import (
     check_choice,
@@ -28,6 +34,7 @@ from dlnotes.validation import (
     check_in_range,
     check_int_at_least,
     check_ndim,
+    check_nonnegative,
     check_positive,
     check_same_rows,
 )
@@ -40,6 +47,9 @@ __all__ = [
     "smoothed_cross_entropy",
     "optimal_logit_gap",
     "logit_gap",
+    "logit_gap_descent",
+    "corrupt_labels",
+    "train_stacked_mlps",
     "CalibrationBins",
     "calibration_bins",
     "expected_calibration_error",
@@ -300,6 +310,260 @@ def logit_gap(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return true - (logits.sum(dim=1) - true) / (k - 1)
 
 
+def logit_gap_descent(eps: float, steps: int, num_classes: int = 10, *, lr: float = 5.0,
+                      convention: str = "uniform") -> torch.Tensor:
+    r"""Gradient descent on the free logits of one example; the logit gap after every step.
+
+    Starts from ``num_classes`` zero logits (float64), takes ``steps`` plain gradient steps
+    of size ``lr`` on :func:`smoothed_cross_entropy` with true class 0 (whose gradient is
+    :math:`\operatorname{softmax}(z) - q`), and records :func:`logit_gap` after each. With
+    ``eps > 0`` the gap settles at :func:`optimal_logit_gap`; with ``eps = 0`` it grows
+    without bound, by about :math:`\ln 10` per tenfold increase in steps once it is large
+    (chapter 5 derives both).
+
+    Parameters
+    ----------
+    eps
+        Smoothing strength in [0, 1).
+    steps
+        Number of gradient steps, ≥ 1.
+    num_classes
+        Number of classes ``k`` ≥ 2.
+    lr
+        Step size, > 0.
+    convention
+        ``"uniform"`` or ``"others"`` (see :func:`target_probabilities`).
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(steps,)``, float64: entry ``t - 1`` is the gap after ``t`` steps.
+
+    Raises
+    ------
+    ValueError
+        For ``eps`` outside [0, 1), ``steps`` < 1, ``num_classes`` < 2, ``lr`` ≤ 0 or an
+        unknown convention.
+    """
+    _check_eps_k_convention(eps, num_classes, convention)
+    check_int_at_least("steps", steps, 1)
+    check_positive("lr", lr)
+    q = smooth_targets(torch.tensor([0]), num_classes, eps, convention, dtype=torch.float64)[0]
+    z = torch.zeros(num_classes, dtype=torch.float64)
+    gaps = torch.empty(steps, dtype=torch.float64)
+    for t in range(steps):
+        z -= lr * (torch.softmax(z, dim=0) - q)  # the gradient of the cross-entropy
+        gaps[t] = z[0] - z[1:].mean()
+    return gaps
+
+
+def corrupt_labels(labels: torch.Tensor, rate: float, num_classes: int, *,
+                   generator: torch.Generator) -> torch.Tensor:
+    r"""Symmetric label noise: each label is, with probability ``rate``, replaced by one of
+    the *other* classes, chosen uniformly.
+
+    Every label is flipped independently (a Bernoulli draw per label, so the flipped fraction
+    is ``rate`` only on average), and a flipped label never equals its original: the new
+    class is :math:`(y + s) \bmod k` with :math:`s` uniform on :math:`\{1, \dots, k-1\}`.
+    This is the noise model of the chapter's notes: a label is right with probability
+    :math:`1-\varepsilon` and each wrong class has probability :math:`\varepsilon/(k-1)`,
+    so the expected one-hot of a corrupted label is the ``"others"`` smoothed target with
+    ``eps = rate`` (:func:`smooth_targets`).
+
+    Parameters
+    ----------
+    labels
+        Integer class indices of shape ``(n,)``, each in ``[0, num_classes)``.
+    rate
+        Flip probability in [0, 1]; 0 returns the labels unchanged.
+    num_classes
+        Number of classes ``k`` ≥ 2.
+    generator
+        The source of randomness (a seeded ``torch.Generator``).
+
+    Returns
+    -------
+    torch.Tensor
+        Corrupted labels, same shape and dtype as ``labels``; the original is not modified.
+
+    Raises
+    ------
+    ValueError
+        For ``rate`` outside [0, 1], ``num_classes`` < 2, labels that are not a 1-D integer
+        tensor in range, or a ``generator`` that is not a ``torch.Generator``.
+    """
+    check_in_range("rate", rate, 0.0, 1.0, high_inclusive=True)
+    check_int_at_least("num_classes", num_classes, 2)
+    _check_labels(labels, num_classes)
+    if not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    flip = torch.rand(labels.shape, generator=generator, dtype=torch.float64) < rate
+    shift = torch.randint(1, num_classes, labels.shape, generator=generator)
+    return torch.where(flip, (labels + shift) % num_classes, labels).to(labels.dtype)
+
+
+def _stack_linear_layers(models: Sequence[nn.Sequential]) -> list[int]:
+    """Check that ``models`` share one Linear/parameter-free architecture; Linear indices."""
+    if len(models) == 0:
+        raise ValueError("models must hold at least one nn.Sequential")
+    template = models[0]
+    if not isinstance(template, nn.Sequential):
+        raise ValueError(f"models must be nn.Sequential, got {type(template).__name__}")
+    linear = []
+    for i, layer in enumerate(template):
+        if isinstance(layer, nn.Linear):
+            if layer.bias is None:
+                raise ValueError(f"models: Linear layer {i} must have a bias")
+            linear.append(i)
+        elif any(True for _ in layer.parameters()):
+            raise ValueError(f"models: layer {i} ({type(layer).__name__}) has parameters; only "
+                             "nn.Linear and parameter-free elementwise layers are supported")
+    if not linear:
+        raise ValueError("models must contain at least one nn.Linear layer")
+    for r, model in enumerate(models):
+        if not isinstance(model, nn.Sequential) or len(model) != len(template) or any(
+                type(a) is not type(b) or (isinstance(a, nn.Linear) and a.weight.shape
+                                           != b.weight.shape)
+                for a, b in zip(model, template, strict=True)):
+            raise ValueError(f"models[{r}] must have the same layers and shapes as models[0]")
+    return linear
+
+
+def train_stacked_mlps(
+    models: Sequence[nn.Sequential],
+    X: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    steps: int,
+    lr: float,
+    weight_decay: float | Sequence[float] = 0.0,
+    record_at: Iterable[int] = (),
+    on_record: Callable[[Callable[[torch.Tensor], torch.Tensor]],
+                        Mapping[str, torch.Tensor]] | None = None,
+) -> dict[str, list]:
+    r"""Train ``R`` networks of one architecture at once by full-batch gradient descent, each
+    on its own target distributions.
+
+    Network :math:`r` minimises its mean soft-target cross-entropy plus weight decay,
+
+    .. math::
+        -\frac{1}{n}\sum_{i=1}^{n}\sum_{j=1}^{k} Q_{rij}\,
+        \log\operatorname{softmax}\bigl(f_r(x_i)\bigr)_j ,
+        \qquad \theta_r \leftarrow \theta_r - \eta\,(\nabla_{\theta_r} + \lambda_r \theta_r),
+
+    which is exactly what :func:`dlnotes.training.train_classifier` does with
+    ``batch_size=n``, ``weight_decay=λ_r`` and ``objective=loss_objective(...)`` of
+    :func:`smoothed_cross_entropy` (the tests check it). Stacking the ``R`` weight matrices
+    of each layer into one batched product is what makes the chapter's 51-network sweeps
+    affordable on one CPU thread. The trained parameters are written back into ``models``.
+
+    Parameters
+    ----------
+    models
+        ``R`` ≥ 1 ``nn.Sequential`` networks with identical layers: ``nn.Linear`` (with bias)
+        and parameter-free elementwise modules such as ``nn.ReLU``
+        (:func:`dlnotes.training.mlp` builds them).
+    X
+        Inputs of shape ``(n, d)``, shared by all networks.
+    targets
+        Shape ``(R, n, k)``: one target distribution per network and example (rows ≥ 0
+        summing to 1), e.g. stacked :func:`smooth_targets` of each network's labels.
+    steps
+        Number of gradient steps, ≥ 1.
+    lr
+        Step size, > 0.
+    weight_decay
+        One λ ≥ 0 for all networks or a sequence of ``R`` of them (applied to all parameters,
+        as ``torch.optim.SGD`` does).
+    record_at
+        Steps (counted from 1, at most ``steps``) after which ``on_record`` is called.
+    on_record
+        ``on_record(logits_of) -> {name: tensor of shape (R,)}``; ``logits_of(Z)`` returns the
+        ``(R, m, k)`` logits of all networks on inputs ``Z`` of shape ``(m, d)``. ``models``
+        hold the current parameters when it is called (under ``torch.no_grad``).
+
+    Returns
+    -------
+    dict
+        ``"step"``: the recorded steps in increasing order; for each name ``on_record``
+        returns, a list of ``(R,)`` tensors, one per recorded step.
+
+    Raises
+    ------
+    ValueError
+        For models that differ in architecture or hold other parametrised layers, inputs or
+        targets of the wrong shape or with non-finite values, targets that are not
+        distributions, bad ``steps``, ``lr`` or ``weight_decay``, or record steps out of range.
+    """
+    linear = _stack_linear_layers(models)
+    R = len(models)
+    first, last = models[0][linear[0]], models[0][linear[-1]]
+    check_ndim("X", X, 2)
+    check_finite("X", X)
+    if X.shape[1] != first.in_features:
+        raise ValueError(f"X must have {first.in_features} columns, got shape {tuple(X.shape)}")
+    check_ndim("targets", targets, 3)
+    if tuple(targets.shape) != (R, X.shape[0], last.out_features):
+        raise ValueError(f"targets must have shape {(R, X.shape[0], last.out_features)} "
+                         f"(networks, examples, classes), got {tuple(targets.shape)}")
+    check_finite("targets", targets)
+    if bool((targets < 0).any()) or bool(((targets.sum(dim=2) - 1).abs() > 1e-4).any()):
+        raise ValueError("targets must hold distributions: entries >= 0, rows summing to 1")
+    check_int_at_least("steps", steps, 1)
+    check_positive("lr", lr)
+    decays = [weight_decay] * R if isinstance(weight_decay, int | float) else list(weight_decay)
+    if len(decays) != R:
+        raise ValueError(f"weight_decay must be one number or {R} numbers, got {len(decays)}")
+    for r, lam in enumerate(decays):
+        check_nonnegative(f"weight_decay[{r}]", lam)
+    record = sorted(set(record_at))
+    for step in record:
+        check_int_at_least("record_at entries", step, 1)
+        if step > steps:
+            raise ValueError(f"record_at entries must be <= steps={steps}, got {step}")
+
+    dtype = first.weight.dtype
+    weights = [torch.stack([m[i].weight.detach().T for m in models]).contiguous()
+               for i in linear]
+    biases = [torch.stack([m[i].bias.detach()[None] for m in models]).contiguous()
+              for i in linear]
+    params = [p.requires_grad_(True) for p in weights + biases]
+    lam = torch.tensor(decays, dtype=dtype)[:, None, None]
+    X, Q = X.to(dtype), targets.to(dtype)
+
+    def logits_of(Z: torch.Tensor) -> torch.Tensor:
+        h, w = Z.to(dtype), iter(zip(weights, biases, strict=True))
+        for layer in models[0]:
+            if isinstance(layer, nn.Linear):
+                weight, bias = next(w)
+                h = h @ weight + bias
+            else:
+                h = layer(h)
+        return h
+
+    def write_back() -> None:
+        for j, i in enumerate(linear):
+            for r, model in enumerate(models):
+                model[i].weight.copy_(weights[j][r].T)
+                model[i].bias.copy_(biases[j][r, 0])
+
+    history: dict[str, list] = {"step": []}
+    for step in range(1, steps + 1):
+        loss = -(Q * F.log_softmax(logits_of(X), dim=2)).sum(dim=2).mean(dim=1).sum()
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            for p, grad in zip(params, grads, strict=True):
+                p -= lr * (grad + lam * p)
+            if step in record and on_record is not None:
+                write_back()
+                history["step"].append(step)
+                for name, value in on_record(logits_of).items():
+                    history.setdefault(name, []).append(torch.as_tensor(value).detach())
+    with torch.no_grad():
+        write_back()
+    return history
+
+
 class CalibrationBins(NamedTuple):
     """Per-bin statistics of a reliability diagram (empty bins hold zeros)."""
 
@@ -455,3 +719,4 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, *, low: float = 
             d = a + ratio * (b - a)
             fd = nll(d)
     return math.exp((a + b) / 2.0)
+
