@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,9 @@ def text() -> str:
             pytest.fail(message)
         pytest.skip(message)
     pages = PdfReader(PDF).pages
-    return re.sub(r"\s+", " ", " ".join(page.extract_text() for page in pages))
+    raw = " ".join(page.extract_text() for page in pages)
+    # Chromium's fonts print "fi" and "fl" as ligatures (U+FB01, U+FB02); NFKC splits them.
+    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", raw))
 
 
 def _words(title: str) -> str:
