@@ -45,3 +45,18 @@ def test_a_missing_build_fails_the_browser_tests_in_ci_instead_of_skipping(tmp_p
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 1, result.stdout[-2000:]
     assert "the book is not built" in result.stdout
+
+
+def test_the_makefile_pins_the_arithmetic_to_the_avx2_code_paths():
+    # The stored outputs must not depend on whether a machine has AVX-512 (see README).
+    exports = dict(re.findall(r"^export (\w+) := (.+)$", MAKEFILE, re.M))
+    pins = {k: exports[k] for k in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA",
+                                    "OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES")}
+    probe = ("import torch, numpy\n"
+             "from numpy._core._multiarray_umath import __cpu_features__ as f\n"
+             "print(torch.backends.cpu.get_cpu_capability(), f.get('X86_V4', False))")
+    env = {**os.environ, **pins}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+                         check=True)
+    capability, x86_v4 = out.stdout.split()
+    assert capability in {"AVX2", "DEFAULT"} and x86_v4 == "False"
