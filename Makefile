@@ -16,6 +16,7 @@ export PYTHONPATH := $(CURDIR)/src
 # Kernels and data from .venv win over a user-level Jupyter set-up.
 export JUPYTER_PREFER_ENV_PATH := 1
 export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
 # The same arithmetic on every x86-64 machine: the AVX2 code paths of torch (ATen, MKL,
 # oneDNN), OpenBLAS and NumPy, even where AVX-512 exists. Without this, stored outputs of
 # training runs differ in the last digits between CPU generations and nbval fails.
@@ -24,7 +25,6 @@ export MKL_CBWR := AVX2
 export ONEDNN_MAX_CPU_ISA := AVX2
 export OPENBLAS_CORETYPE := Haswell
 export NPY_DISABLE_CPU_FEATURES := X86_V4 AVX512_ICL AVX512_SPR
-export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: help venv book pdf test lint unit nbval browser execute lab clean
 

@@ -190,9 +190,9 @@ def test_internal_links_resolve(server, tmp_path):
     # Over HTTP, not file://: LinkChecker drops root privileges and then cannot read a build
     # inside a 0700 directory (a clone made by `mktemp -d`, or anything under /root). It
     # follows the links between pages and to their anchors; the assets under _static/ and
-    # _images/ are checked by the page test above, which sees every request a page makes
-    # (LinkChecker throttles itself to a few requests a second and would spend half a minute).
-    # The server is our own, on 127.0.0.1 and says so (_QuietHandler): no throttling.
+    # _images/ are checked by the page test above, which sees every request a page makes.
+    # LinkChecker throttles itself per host; the server is our own and says so with the
+    # header _QuietHandler sends, so the rate limit below applies instead.
     config = tmp_path / "linkcheckerrc"
     config.write_text("[checking]\nmaxrequestspersecond=1000\n", encoding="utf-8")
     checker = Path(sys.executable).with_name("linkchecker")
