@@ -1,4 +1,4 @@
-r"""The EM algorithm for mixtures. Used in chapter 13, "The EM algorithm".
+r"""The EM algorithm for mixtures. Used in chapter 14, "The EM algorithm".
 
 With observed data :math:`x`, hidden data :math:`z` and parameters :math:`\theta`, EM repeats
 
@@ -118,7 +118,7 @@ def two_coin_log_likelihood(heads: Any, tosses: Any, theta_a: Any, theta_b: Any)
 
     the probability of the *sequences* (no binomial coefficient; it would add a constant).
     ``theta_a`` and ``theta_b`` broadcast against each other, so a grid of values gives the
-    whole likelihood surface at once. Used in chapter 13.
+    whole likelihood surface at once. Used in chapter 14.
 
     Parameters
     ----------
@@ -174,7 +174,7 @@ def two_coin_em(
 
     With ``hard=True`` the E step is replaced by a single guess, each set's more likely coin
     (:math:`w_i \in \{0, 1\}`, :math:`\tfrac12` for a tie): "hard EM", which maximises the
-    likelihood of the completed data rather than of the observed data. Used in chapter 13.
+    likelihood of the completed data rather than of the observed data. Used in chapter 14.
 
     Parameters
     ----------
@@ -290,7 +290,7 @@ def gaussian_mixture_posterior(
         \log p(x_i) = \log\sum_k \pi_k\,\mathcal N(x_i\mid\mu_k,\Sigma_k),
 
     both from the log densities (Cholesky factors) with log-sum-exp, so a sample far from every
-    component still gets finite values. Used in chapter 13.
+    component still gets finite values. Used in chapter 14.
 
     Parameters
     ----------
@@ -331,7 +331,7 @@ def gaussian_mixture_elbo(
 
     with :math:`0\log 0 = 0`. It equals the mean log-likelihood when ``responsibilities`` is
     the posterior (:func:`gaussian_mixture_posterior`) and is smaller otherwise. Used in
-    chapter 13.
+    chapter 14.
 
     Parameters
     ----------
@@ -404,7 +404,7 @@ def gaussian_mixture_em(
     rounding). scikit-learn's ``GaussianMixture(covariance_type="full", reg_covar=r,
     tol=0, max_iter=n_iter)`` started from the same ``means_init``, ``weights_init`` and
     ``precisions_init`` (the inverse covariances) runs the same iterations. Used in
-    chapter 13.
+    chapter 14.
 
     Parameters
     ----------
@@ -480,7 +480,7 @@ def kmeans(X: Any, means: Any, n_iter: int) -> tuple[np.ndarray, np.ndarray, np.
     moves each centre to the mean of its samples; a centre with no samples stays where it is.
     The objective :math:`J = \sum_i \min_k \lVert x_i - \mu_k\rVert^2` never increases.
     scikit-learn's ``KMeans(init=means, n_init=1, tol=0, algorithm="lloyd")`` runs the same
-    iterations as long as no cluster empties. Used in chapter 13.
+    iterations as long as no cluster empties. Used in chapter 14.
 
     Parameters
     ----------
@@ -527,7 +527,7 @@ def fixed_variance_em(
     :math:`\mu_k = \sum_i r_{ik}x_i / \sum_i r_{ik}` (a centre with zero total responsibility
     stays where it is). As :math:`\sigma^2 \to 0` the responsibilities become the nearest-centre
     indicators and each iteration becomes a k-means iteration (:func:`kmeans`). Used in
-    chapter 13.
+    chapter 14.
 
     Parameters
     ----------

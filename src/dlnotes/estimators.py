@@ -1,4 +1,4 @@
-r"""Gradients of expectations over random samples. Used in chapter 12, "Gradients through
+r"""Gradients of expectations over random samples. Used in chapter 13, "Gradients through
 sampling".
 
 The objective is :math:`L(\theta) = \mathbb E_{z\sim p_\theta}[f(z)]`. Its gradient can be
@@ -359,7 +359,7 @@ class BernoulliVAE(nn.Module):
 
     Encoder :math:`x \mapsto (\mu, \log\sigma)` and decoder :math:`z \mapsto` logits of
     independent Bernoulli pixels are one-hidden-layer ReLU networks built by
-    :func:`dlnotes.training.mlp`. The prior is :math:`\mathcal N(0, I)`. Used in chapter 12.
+    :func:`dlnotes.training.mlp`. The prior is :math:`\mathcal N(0, I)`. Used in chapter 13.
 
     Parameters
     ----------

@@ -306,7 +306,7 @@ def saturated_sigmoid_training(
     return history
 
 
-# ------------------------------------------------------- chapter 12: a smooth surrogate of F1
+# ------------------------------------------------------- chapter 13: a smooth surrogate of F1
 
 __all__ += ["soft_f1_loss"]
 
@@ -320,7 +320,7 @@ def soft_f1_loss(probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     that is :math:`1 - 2\,\mathrm{TP}/(2\,\mathrm{TP} + \mathrm{FP} + \mathrm{FN})` with the
     counts replaced by sums of probabilities. On hard predictions :math:`p \in \{0, 1\}` it is
     exactly :math:`1 - F_1`; when there are no positives and none is predicted (the
-    denominator is 0) it is 0, like F1 = 1 by convention. Used in chapter 12, "Gradients
+    denominator is 0) it is 0, like F1 = 1 by convention. Used in chapter 13, "Gradients
     through sampling".
 
     Parameters
