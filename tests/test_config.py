@@ -1,11 +1,15 @@
 """Static checks of the build set-up: what a new user hit once must not come back."""
 
+import functools
+import json
 import os
+import platform
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,16 +51,62 @@ def test_a_missing_build_fails_the_browser_tests_in_ci_instead_of_skipping(tmp_p
     assert "the book is not built" in result.stdout
 
 
-def test_the_makefile_pins_the_arithmetic_to_the_avx2_code_paths():
-    # The stored outputs must not depend on whether a machine has AVX-512 (see README).
+#: The kernel each variable of the Makefile's PORTABLE_ENV must change on an x86-64 machine.
+KERNEL_OF = {
+    "ATEN_CPU_CAPABILITY": "torch_exp32",
+    "MKL_CBWR": "torch_mm32",
+    "ONEDNN_MAX_CPU_ISA": "torch_conv",
+    "OPENBLAS_CORETYPE": "numpy_mm",
+    "NPY_DISABLE_CPU_FEATURES": "numpy_exp32",
+}
+PROBE = """
+import hashlib, json
+import numpy as np, torch
+torch.set_num_threads(1)
+g = torch.Generator().manual_seed(0)
+a, b = torch.randn(257, 129, generator=g), torch.randn(129, 65, generator=g)
+img, w = torch.randn(2, 3, 17, 17, generator=g), torch.randn(4, 3, 3, 3, generator=g)
+rng = np.random.default_rng(0)
+A, B = rng.normal(size=(257, 129)), rng.normal(size=(129, 65))
+x = rng.normal(size=100003).astype(np.float32)
+digest = lambda arr: hashlib.sha1(np.ascontiguousarray(arr).tobytes()).hexdigest()
+print(json.dumps({"torch_exp32": digest(torch.exp(a).numpy()),
+                  "torch_mm32": digest((a @ b).numpy()),
+                  "torch_conv": digest(torch.nn.functional.conv2d(img, w).numpy()),
+                  "numpy_mm": digest(A @ B), "numpy_exp32": digest(np.exp(x))}))
+"""
+
+
+def portable_env() -> dict[str, str]:
+    """The variables of the Makefile's PORTABLE_ENV (used by `make nbval-portable`)."""
+    block = re.search(r"^PORTABLE_ENV := ((?:.*\\\n)*.*)$", MAKEFILE, re.M).group(1)
+    return dict(re.findall(r'(\w+)=("[^"]*"|\S+)', block.replace("\\\n", " ")))
+
+
+@functools.cache
+def _native() -> dict[str, str]:
+    return _probe({})
+
+
+def _probe(env: dict[str, str]) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if k not in KERNEL_OF}
+    out = subprocess.run([sys.executable, "-c", PROBE], env=clean | env, capture_output=True,
+                         text=True, check=True, timeout=120)
+    return json.loads(out.stdout)
+
+
+def test_the_makefile_pins_no_arithmetic():
+    # Stored outputs must reproduce on any CPU without pins (README, "portable outputs").
     exports = dict(re.findall(r"^export (\w+) := (.+)$", MAKEFILE, re.M))
-    pins = {k: exports[k] for k in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA",
-                                    "OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES")}
-    probe = ("import torch, numpy\n"
-             "from numpy._core._multiarray_umath import __cpu_features__ as f\n"
-             "print(torch.backends.cpu.get_cpu_capability(), f.get('X86_V4', False))")
-    env = {**os.environ, **pins}
-    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
-                         check=True)
-    capability, x86_v4 = out.stdout.split()
-    assert capability in {"AVX2", "DEFAULT"} and x86_v4 == "False"
+    assert not set(exports) & set(KERNEL_OF), exports
+    assert set(portable_env()) == set(KERNEL_OF)
+
+
+@pytest.mark.skipif(platform.machine() not in {"x86_64", "AMD64"},
+                    reason="the portable arithmetic names x86-64 code paths")
+@pytest.mark.parametrize("variable", sorted(KERNEL_OF))
+def test_each_portable_variable_changes_a_kernel_on_this_machine(variable):
+    # If a variable changed nothing, `make nbval-portable` would prove less than it claims.
+    value = portable_env()[variable].strip('"')
+    kernel = KERNEL_OF[variable]
+    assert _probe({variable: value})[kernel] != _native()[kernel], (variable, kernel)

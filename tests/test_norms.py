@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import case_id
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -163,6 +163,8 @@ def test_constant_input_normalises_to_zero_without_nan():
            elements=st.floats(-1e3, 1e3)),
     st.floats(0.0, 1e-2),
 )
+@example(np.array([[5e-324, 0.0]]), 0.0)  # subnormal: the mean 2.5e-324 is not a double
+@example(np.array([[1e-310, -3e-311, 0.0]]), 0.0)
 @settings(max_examples=80, deadline=None)
 def test_normalized_rows_have_mean_zero_and_variance_var_over_var_plus_eps(data, eps):
     x = torch.as_tensor(data)

@@ -51,11 +51,13 @@ def normalize(
     the mean squared deviation, with the mean's rounding error removed), which stays accurate
     when the values share a large offset.
     Where the direct formula would fail (the squared deviations overflow, or with ε = 0 the
-    variance underflows or is 0), the deviations :math:`c = x - \mu` are first divided by
-    their largest magnitude ``s`` and :math:`\hat x = (c/s)/\sqrt{\overline{(c/s)^2} +
-    \varepsilon/s^2}`: deviations near 1e200, and with ε = 0 near 1e-200, give the right
-    answer. A group of equal values (zero variance) maps to 0, also for ε = 0. The returned
-    variance may still overflow to infinity.
+    variance underflows or is 0), ``x`` is first multiplied by the power of two
+    :math:`2^{-e}` that brings its largest magnitude into [0.5, 1) (exact in floating point)
+    and :math:`\hat x = c'/\sqrt{\sigma'^2 + \varepsilon\,4^{-e}}` is computed from the
+    scaled deviations :math:`c'`: values near 1e200, and with ε = 0 near 1e-200 or subnormal
+    (``[5e-324, 0]`` gives ``[1, -1]``), give the right answer. A group of equal values (zero
+    variance) maps to 0, also for ε = 0. The returned statistics may still overflow or
+    underflow.
 
     The backward pass applies the closed-form Jacobian
     :math:`J = \frac{1}{\sqrt{\sigma^2+\varepsilon}}\big(I - \tfrac1n \mathbf 1\mathbf 1^\top -
@@ -103,24 +105,28 @@ def _forward_statistics(
         inv_std = torch.rsqrt(var + eps)  # ordinary magnitudes: the direct formula is exact
         return centred * inv_std, inv_std, mean, var
     # Rescaled path: deviations near 1e200 (their squares overflow), or eps = 0 with a
-    # variance that underflows or is 0.
-    scale = centred.abs().amax(dim=dims, keepdim=True)
-    scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # equal values: centred = 0
-    unit = centred / scale
-    mean_square = (unit * unit).mean(dim=dims, keepdim=True)  # in [1/n, 1] unless all equal
-    if eps == 0:
-        equal = mean_square == 0
-        root = torch.sqrt(torch.where(equal, torch.ones_like(mean_square), mean_square))
-        inv_std = torch.where(equal, torch.zeros_like(root), 1 / (scale * root))
-        return unit / root, inv_std, mean, var
-    big = scale > 1
-    # large deviations: divide eps by scale**2 instead of squaring the scale; small ones: the
-    # variance may underflow, but then eps dominates it anyway.
-    root = torch.where(big, torch.sqrt(mean_square + eps / scale.clamp_min(1.0) ** 2),
-                       torch.sqrt(mean_square * scale.clamp_max(1.0) ** 2 + eps))
-    x_hat = torch.where(big, unit / root, centred / root)
-    inv_std = torch.where(big, 1 / (scale * root), 1 / root)
-    return x_hat, inv_std, mean, var
+    # variance that underflows or is 0. Multiplying x by a power of two is exact, so the
+    # statistics are taken again on x·2^-e with max |x·2^-e| in [0.5, 1): no square overflows,
+    # and two subnormal values (x = [5e-324, 0]) become ordinary numbers whose mean exists.
+    largest = x.abs().amax(dim=dims, keepdim=True)
+    exponent = torch.frexp(torch.where(largest > 0, largest, torch.ones_like(largest)))[1]
+    # 2^-e in two halves: for subnormal x, 2^-e itself (up to 2^1074) is not a double
+    half = torch.ldexp(torch.ones_like(largest), torch.div(-exponent, 2, rounding_mode="floor"))
+    rest = torch.ldexp(torch.ones_like(largest), -exponent - torch.div(-exponent, 2,
+                                                                       rounding_mode="floor"))
+    y = x * half * rest
+    mean_y = y.mean(dim=dims, keepdim=True)
+    centred = y - mean_y
+    correction = centred.mean(dim=dims, keepdim=True)
+    centred, mean_y = centred - correction, mean_y + correction
+    var_y = (centred * centred).mean(dim=dims, keepdim=True)
+    # ε in the units of y; ε·4^e may overflow (tiny x: then x_hat → 0) or underflow (huge x).
+    denom = var_y + eps * half * half * rest * rest
+    equal = denom == 0  # a group of equal values with eps = 0
+    root = torch.sqrt(torch.where(equal, torch.ones_like(denom), denom))
+    x_hat = torch.where(equal, torch.zeros_like(centred), centred / root)
+    inv_std = torch.where(equal, torch.zeros_like(root), half * rest / root)
+    return x_hat, inv_std, mean_y / half / rest, var_y / half / half / rest / rest
 
 
 class _Normalize(torch.autograd.Function):
