@@ -26,15 +26,21 @@ import math
 from typing import Any
 
 import numpy as np
+from scipy.special import logsumexp, xlogy
 
 from dlnotes.validation import (
-    check_finite,
+    as_float_array,
+    check_dim_size,
+    check_distribution_rows,
     check_in_range,
     check_int_at_least,
-    check_ndim,
+    check_min_length,
     check_nonnegative,
     check_positive,
     check_same_shape,
+    check_shape,
+    check_symmetric,
+    check_values_in,
 )
 
 __all__ = [
@@ -51,50 +57,14 @@ __all__ = [
 _SUM_TOL = 1e-8
 
 
-# ------------------------------------------------------------------------------- helpers
-
-
-def _as_float_array(name: str, x: Any, ndim: int) -> np.ndarray:
-    arr = np.asarray(x, dtype=np.float64)
-    check_ndim(name, arr, ndim)
-    check_finite(name, arr)
-    return arr
-
-
-def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
-    r"""Stable :math:`\log\sum\exp` along ``axis``; rows that are all :math:`-\infty` give
-    :math:`-\infty`."""
-    top = np.max(a, axis=axis, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0.0)
-    with np.errstate(divide="ignore"):
-        out = np.log(np.sum(np.exp(a - top), axis=axis, keepdims=True)) + top
-    return np.squeeze(out, axis=axis)
-
-
-def _xlogx(r: np.ndarray) -> np.ndarray:
-    r""":math:`r\log r` with the convention :math:`0\log 0 = 0`."""
-    safe = np.where(r > 0, r, 1.0)
-    return np.where(r > 0, r * np.log(safe), 0.0)
-
-
-def _xlogy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    r""":math:`x\log y` with :math:`0\log y = 0` for every :math:`y \ge 0`."""
-    x, y = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
-    with np.errstate(divide="ignore"):
-        return np.where(x == 0, 0.0, x * np.log(np.where(x == 0, 1.0, y)))
-
-
 # ------------------------------------------------------------------------------ two coins
 
 
 def _check_coin_data(heads: Any, tosses: Any) -> tuple[np.ndarray, np.ndarray]:
-    h = _as_float_array("heads", heads, 1)
-    n = _as_float_array("tosses", tosses, 1)
+    h = as_float_array("heads", heads, 1, min_rows=1)
+    n = as_float_array("tosses", tosses, 1)
     check_same_shape("heads", h, "tosses", n)
-    if h.size == 0:
-        raise ValueError("heads must hold at least one set of tosses")
-    if not (n > 0).all():
-        raise ValueError("tosses must be > 0 in every set")
+    check_values_in("tosses", n, 0.0, low_inclusive=False)
     if not ((h >= 0).all() and (h <= n).all()):
         raise ValueError("heads must lie in [0, tosses] in every set")
     return h, n
@@ -103,7 +73,7 @@ def _check_coin_data(heads: Any, tosses: Any) -> tuple[np.ndarray, np.ndarray]:
 def _coin_log_likelihoods(h: np.ndarray, n: np.ndarray, theta: Any) -> np.ndarray:
     r""":math:`h_i\log\theta + (n_i-h_i)\log(1-\theta)`, shape ``theta.shape + (sets,)``."""
     theta = np.asarray(theta, dtype=np.float64)[..., None]
-    return _xlogy(h, theta) + _xlogy(n - h, 1.0 - theta)
+    return xlogy(h, theta) + xlogy(n - h, 1.0 - theta)
 
 
 def two_coin_log_likelihood(heads: Any, tosses: Any, theta_a: Any, theta_b: Any) -> np.ndarray:
@@ -118,7 +88,7 @@ def two_coin_log_likelihood(heads: Any, tosses: Any, theta_a: Any, theta_b: Any)
 
     the probability of the *sequences* (no binomial coefficient; it would add a constant).
     ``theta_a`` and ``theta_b`` broadcast against each other, so a grid of values gives the
-    whole likelihood surface at once. Used in chapter 14.
+    whole likelihood surface at once.
 
     Parameters
     ----------
@@ -143,11 +113,9 @@ def two_coin_log_likelihood(heads: Any, tosses: Any, theta_a: Any, theta_b: Any)
     ta, tb = np.broadcast_arrays(np.asarray(theta_a, dtype=np.float64),
                                  np.asarray(theta_b, dtype=np.float64))
     for name, t in (("theta_a", ta), ("theta_b", tb)):
-        check_finite(name, t)
-        if not ((t >= 0).all() and (t <= 1).all()):
-            raise ValueError(f"{name} must lie in [0, 1]")
+        check_values_in(name, as_float_array(name, t), 0.0, 1.0)
     both = np.stack([_coin_log_likelihoods(h, n, ta), _coin_log_likelihoods(h, n, tb)])
-    return np.sum(_logsumexp(both, axis=0) + math.log(0.5), axis=-1)
+    return np.sum(logsumexp(both, axis=0) + math.log(0.5), axis=-1)
 
 
 def two_coin_em(
@@ -174,7 +142,7 @@ def two_coin_em(
 
     With ``hard=True`` the E step is replaced by a single guess, each set's more likely coin
     (:math:`w_i \in \{0, 1\}`, :math:`\tfrac12` for a tie): "hard EM", which maximises the
-    likelihood of the completed data rather than of the observed data. Used in chapter 14.
+    likelihood of the completed data rather than of the observed data.
 
     Parameters
     ----------
@@ -211,7 +179,7 @@ def two_coin_em(
         if hard:
             w_a = (log_a > log_b) + 0.5 * (log_a == log_b)
         else:
-            w_a = np.exp(log_a - _logsumexp(np.stack([log_a, log_b]), axis=0))
+            w_a = np.exp(log_a - logsumexp(np.stack([log_a, log_b]), axis=0))
         w_b = 1.0 - w_a
         new = []
         for w, old in ((w_a, ta), (w_b, tb)):
@@ -228,38 +196,20 @@ def _check_mixture(
     X: Any, means: Any, covariances: Any, weights: Any
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Validate a Gaussian mixture and return float64 arrays plus the Cholesky factors."""
-    X = _as_float_array("X", X, 2)
-    means = _as_float_array("means", means, 2)
-    covariances = _as_float_array("covariances", covariances, 3)
-    weights = _as_float_array("weights", weights, 1)
-    n, d = X.shape
-    k = means.shape[0]
-    if n < 1 or d < 1:
-        raise ValueError(f"X must have at least one row and one column, got shape {X.shape}")
-    if k < 1 or means.shape[1] != d:
-        raise ValueError(f"means must have shape (k, {d}) with k >= 1 (X has {d} columns), "
-                         f"got {means.shape}")
-    if covariances.shape != (k, d, d):
-        raise ValueError(f"covariances must have shape ({k}, {d}, {d}), got {covariances.shape}")
-    if weights.shape != (k,):
-        raise ValueError(f"weights must have shape ({k},), got {weights.shape}")
-    if not (weights > 0).all():
-        raise ValueError("weights must all be > 0")
-    if abs(weights.sum() - 1.0) > _SUM_TOL:
-        raise ValueError(f"weights must sum to 1, got {weights.sum()!r}")
-    return X, means, covariances, weights, _cholesky("covariances", covariances)
-
-
-def _cholesky(name: str, covariances: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factors of symmetric positive-definite matrices, else ``ValueError``."""
-    scale = np.abs(covariances).max(axis=(1, 2), keepdims=True)
-    if not np.allclose(covariances, np.swapaxes(covariances, 1, 2), rtol=0.0,
-                       atol=_SUM_TOL * float(scale.max())):
-        raise ValueError(f"{name} must be symmetric")
+    X, means = _check_centres(X, means)
+    k, d = means.shape
+    covariances = as_float_array("covariances", covariances, 3)
+    check_shape("covariances", covariances, (k, d, d))
+    weights = as_float_array("weights", weights, 1)
+    check_shape("weights", weights, (k,))
+    check_values_in("weights", weights, 0.0, low_inclusive=False)
+    check_distribution_rows("weights", weights, atol=_SUM_TOL)
+    check_symmetric("covariances", covariances, _SUM_TOL)
     try:
-        return np.linalg.cholesky(covariances)
+        chol = np.linalg.cholesky(covariances)
     except np.linalg.LinAlgError:
-        raise ValueError(f"{name} must be positive definite") from None
+        raise ValueError("covariances must be positive definite") from None
+    return X, means, covariances, weights, chol
 
 
 def _log_gaussians(X: np.ndarray, means: np.ndarray, chol: np.ndarray) -> np.ndarray:
@@ -275,7 +225,7 @@ def _e_step(
     X: np.ndarray, means: np.ndarray, chol: np.ndarray, weights: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     log_joint = _log_gaussians(X, means, chol) + np.log(weights)
-    log_lik = _logsumexp(log_joint, axis=1)
+    log_lik = logsumexp(log_joint, axis=1)
     return np.exp(log_joint - log_lik[:, None]), log_lik
 
 
@@ -290,7 +240,7 @@ def gaussian_mixture_posterior(
         \log p(x_i) = \log\sum_k \pi_k\,\mathcal N(x_i\mid\mu_k,\Sigma_k),
 
     both from the log densities (Cholesky factors) with log-sum-exp, so a sample far from every
-    component still gets finite values. Used in chapter 14.
+    component still gets finite values.
 
     Parameters
     ----------
@@ -330,8 +280,7 @@ def gaussian_mixture_elbo(
         = \frac1n\sum_i \Big(\log p(x_i) - \mathrm{KL}\big(q_i \,\|\, p(z_i\mid x_i)\big)\Big),
 
     with :math:`0\log 0 = 0`. It equals the mean log-likelihood when ``responsibilities`` is
-    the posterior (:func:`gaussian_mixture_posterior`) and is smaller otherwise. Used in
-    chapter 14.
+    the posterior (:func:`gaussian_mixture_posterior`) and is smaller otherwise.
 
     Parameters
     ----------
@@ -352,15 +301,12 @@ def gaussian_mixture_elbo(
         negative entries or rows that do not sum to 1.
     """
     X, means, _, weights, chol = _check_mixture(X, means, covariances, weights)
-    q = _as_float_array("responsibilities", responsibilities, 2)
-    if q.shape != (X.shape[0], means.shape[0]):
-        raise ValueError(f"responsibilities must have shape {(X.shape[0], means.shape[0])}, "
-                         f"got {q.shape}")
-    if not (q >= 0).all() or not np.allclose(q.sum(axis=1), 1.0, rtol=0.0, atol=_SUM_TOL):
-        raise ValueError("responsibilities must be non-negative with rows summing to 1")
+    q = as_float_array("responsibilities", responsibilities, 2)
+    check_shape("responsibilities", q, X.shape[:1] + means.shape[:1])
+    check_distribution_rows("responsibilities", q, atol=_SUM_TOL)
     log_joint = _log_gaussians(X, means, chol) + np.log(weights)
     expected_log_joint = np.where(q > 0, q * log_joint, 0.0)
-    return float((expected_log_joint - _xlogx(q)).sum(axis=1).mean())
+    return float((expected_log_joint - xlogy(q, q)).sum(axis=1).mean())
 
 
 def _m_step(
@@ -403,8 +349,7 @@ def gaussian_mixture_em(
     With ``reg_covar = 0`` this is exact EM, and ``log_likelihoods`` never decreases (up to
     rounding). scikit-learn's ``GaussianMixture(covariance_type="full", reg_covar=r,
     tol=0, max_iter=n_iter)`` started from the same ``means_init``, ``weights_init`` and
-    ``precisions_init`` (the inverse covariances) runs the same iterations. Used in
-    chapter 14.
+    ``precisions_init`` (the inverse covariances) runs the same iterations.
 
     Parameters
     ----------
@@ -454,13 +399,10 @@ def gaussian_mixture_em(
 
 
 def _check_centres(X: Any, means: Any) -> tuple[np.ndarray, np.ndarray]:
-    X = _as_float_array("X", X, 2)
-    means = _as_float_array("means", means, 2)
-    if X.shape[0] < 1:
-        raise ValueError("X must have at least one row")
-    if means.shape[0] < 1 or means.shape[1] != X.shape[1]:
-        raise ValueError(f"means must have shape (k, {X.shape[1]}) with k >= 1, "
-                         f"got {means.shape}")
+    X = as_float_array("X", X, 2, min_rows=1, min_columns=1)
+    means = as_float_array("means", means, 2)
+    check_min_length("means", means, 1, "rows (one per component)")
+    check_dim_size("means", means, 1, X.shape[1], "the columns of X")
     return X, means
 
 
@@ -470,7 +412,7 @@ def _squared_distances(X: np.ndarray, means: np.ndarray) -> np.ndarray:
 
 def _spherical_responsibilities(X: np.ndarray, means: np.ndarray, variance: float) -> np.ndarray:
     logits = -_squared_distances(X, means) / (2.0 * variance)
-    return np.exp(logits - _logsumexp(logits, axis=1)[:, None])
+    return np.exp(logits - logsumexp(logits, axis=1)[:, None])
 
 
 def kmeans(X: Any, means: Any, n_iter: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -480,7 +422,7 @@ def kmeans(X: Any, means: Any, n_iter: int) -> tuple[np.ndarray, np.ndarray, np.
     moves each centre to the mean of its samples; a centre with no samples stays where it is.
     The objective :math:`J = \sum_i \min_k \lVert x_i - \mu_k\rVert^2` never increases.
     scikit-learn's ``KMeans(init=means, n_init=1, tol=0, algorithm="lloyd")`` runs the same
-    iterations as long as no cluster empties. Used in chapter 14.
+    iterations as long as no cluster empties.
 
     Parameters
     ----------
@@ -526,8 +468,7 @@ def fixed_variance_em(
     (log-sum-exp, so tiny :math:`\sigma^2` is safe); M step
     :math:`\mu_k = \sum_i r_{ik}x_i / \sum_i r_{ik}` (a centre with zero total responsibility
     stays where it is). As :math:`\sigma^2 \to 0` the responsibilities become the nearest-centre
-    indicators and each iteration becomes a k-means iteration (:func:`kmeans`). Used in
-    chapter 14.
+    indicators and each iteration becomes a k-means iteration (:func:`kmeans`).
 
     Parameters
     ----------
