@@ -168,7 +168,7 @@ def lee_corpus(part: str = "background") -> list[str]:
 
     Notes
     -----
-    Used in chapter 11. Lee, Pincombe & Welsh (2005), "An empirical evaluation of models of
+    Lee, Pincombe & Welsh (2005), "An empirical evaluation of models of
     text document similarity".
     """
     check_choice("part", part, sorted(_LEE_FILES))
@@ -258,10 +258,6 @@ def lee_similarity_pairs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     i, j, rating
         Document indices into :func:`lee_corpus` ``("test")`` with ``i < j`` (int arrays of
         shape ``(1225,)``) and the ratings (float64, in ``[0.2, 1]``).
-
-    Notes
-    -----
-    Used in chapter 11.
     """
     matrix = np.loadtxt(_gensim_file("similarities0-1.txt"))
     i, j = np.triu_indices(matrix.shape[0], k=1)
@@ -289,10 +285,6 @@ def word_similarity(name: str) -> tuple[list[tuple[str, str]], np.ndarray]:
     ------
     ValueError
         For an unknown ``name``.
-
-    Notes
-    -----
-    Used in chapter 11.
     """
     check_choice("name", name, sorted(_WORD_SIMILARITY_FILES))
     pairs, ratings = [], []
@@ -328,10 +320,6 @@ def lee_sentence_documents(max_sentences: int | None = None, min_words: int = 5,
     ------
     ValueError
         If an integer argument is out of range.
-
-    Notes
-    -----
-    Used in chapter 11.
     """
     docs = [d for d, doc in enumerate(lee_corpus("background"))
             for _ in split_sentences(doc, min_words)]
@@ -353,10 +341,6 @@ def analogy_questions() -> tuple[list[str], list[tuple[str, str, str, str]]]:
     sections, questions
         The section name of each question and the ``(a, b, c, d)`` tuples, 19,544 of each, in
         file order and in the file's case.
-
-    Notes
-    -----
-    Used in chapter 10.
     """
     sections, questions = [], []
     section = ""

@@ -172,10 +172,6 @@ def dropout_mlp(
     ------
     ValueError
         If ``p`` or ``input_p`` is outside ``[0, 1)``, or as :func:`dlnotes.training.mlp`.
-
-    Notes
-    -----
-    Used in chapter 4.
     """
     check_in_range("p", p, 0.0, 1.0)
     check_in_range("input_p", input_p, 0.0, 1.0)
@@ -231,10 +227,6 @@ def dropout_ridge_solution(X: np.ndarray, y: np.ndarray, p: float) -> np.ndarray
     ------
     ValueError
         For wrong shapes, non-finite inputs or ``p`` outside ``[0, 1)``.
-
-    Notes
-    -----
-    Used in chapter 4.
     """
     X, y = check_regression_data(X, y)
     check_in_range("p", p, 0.0, 1.0)
@@ -290,10 +282,6 @@ def train_dropout_regression(
     ------
     ValueError
         For wrong shapes, non-finite inputs or out-of-range arguments.
-
-    Notes
-    -----
-    Used in chapter 4.
     """
     X, y = check_regression_data(X, y)
     check_in_range("p", p, 0.0, 1.0)
@@ -349,10 +337,6 @@ def shift_images(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     ValueError
         If ``images`` is not a floating tensor with at least 2 dimensions, or a shift is not an
         integer or too large.
-
-    Notes
-    -----
-    Used in chapter 4.
     """
     _check_images(images)
     height, width = images.shape[-2:]
@@ -398,10 +382,6 @@ def random_shifts(
     ------
     ValueError
         If ``images`` is not ``(n, H, W)`` or a maximum shift is negative or too large.
-
-    Notes
-    -----
-    Used in chapter 4.
     """
     _check_images(images)
     check_ndim("images", images, 3)
@@ -446,10 +426,6 @@ def rotate_images(images: torch.Tensor, degrees: float | torch.Tensor) -> torch.
     ------
     ValueError
         If ``images`` is not ``(n, H, H)`` or the angles are not finite or of the wrong length.
-
-    Notes
-    -----
-    Used in chapter 4.
     """
     _check_images(images)
     check_ndim("images", images, 3)
@@ -503,10 +479,6 @@ def augmented_objective(
     ------
     ValueError
         If ``image_shape`` does not hold two positive integers.
-
-    Notes
-    -----
-    Used in chapter 4.
     """
     if len(image_shape) != 2:
         raise ValueError(f"image_shape must be (height, width), got {image_shape!r}")

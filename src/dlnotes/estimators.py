@@ -359,7 +359,7 @@ class BernoulliVAE(nn.Module):
 
     Encoder :math:`x \mapsto (\mu, \log\sigma)` and decoder :math:`z \mapsto` logits of
     independent Bernoulli pixels are one-hidden-layer ReLU networks built by
-    :func:`dlnotes.training.mlp`. The prior is :math:`\mathcal N(0, I)`. Used in chapter 13.
+    :func:`dlnotes.training.mlp`. The prior is :math:`\mathcal N(0, I)`.
 
     Parameters
     ----------

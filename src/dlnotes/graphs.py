@@ -124,7 +124,7 @@ def adjacency_matrix(graph: nx.Graph) -> torch.Tensor:
     """The unweighted adjacency matrix of a networkx graph as a float64 tensor.
 
     Nodes are ordered as ``graph.nodes``; edge weights (the karate club carries some) are
-    ignored, every edge counts 1. Used in chapter 9.
+    ignored, every edge counts 1.
 
     Raises
     ------
@@ -149,7 +149,6 @@ def normalized_adjacency(A: Any, *, add_self_loops: bool = True) -> torch.Tensor
     :math:`\tilde D^{1/2}\mathbf 1` for 1. Without self-loops (``add_self_loops=False``) it is
     :math:`D^{-1/2}AD^{-1/2}`, whose spectrum reaches −1 on a bipartite graph; an isolated node
     then has degree 0 and gets a zero row and column (the convention of PyTorch Geometric).
-    Used in chapter 9.
 
     Parameters
     ----------
@@ -187,7 +186,7 @@ def dirichlet_energy(H: Any, A: Any, *, add_self_loops: bool = True) -> torch.Te
 
     with :math:`\hat A` from :func:`normalized_adjacency`. It is 0 exactly when every row is
     proportional to :math:`\sqrt{\tilde d_i}` times one common vector, the subspace a deep
-    GCN collapses to. Used in chapter 9.
+    GCN collapses to.
 
     Parameters
     ----------
@@ -222,8 +221,8 @@ def mean_pairwise_distance(H: Any, *, normalize_rows: bool = False) -> torch.Ten
 
     With ``normalize_rows=True`` every row is first scaled to unit length (zero rows stay 0),
     so the value measures how different the *directions* of the node representations are,
-    independently of their scale: 0 when all rows point the same way, at most 2. Used in
-    chapter 9 to measure over-smoothing.
+    independently of their scale: 0 when all rows point the same way, at most 2 (a measure of
+    over-smoothing).
 
     Parameters
     ----------
@@ -259,7 +258,7 @@ def hop_distances(A: Any) -> np.ndarray:
 
     Breadth-first search from all nodes at once: the nodes first reached at step ``k`` are
     at distance ``k``. Edge weights are ignored (every non-zero entry is one hop, in the
-    direction row → column); unreachable pairs get ``inf``. Used in chapter 9.
+    direction row → column); unreachable pairs get ``inf``.
 
     Parameters
     ----------
@@ -299,7 +298,7 @@ class GCNLayer(nn.Module):
 
     ``weight`` has shape ``(out_features, in_features)`` (as in ``nn.Linear``) and is drawn
     from Glorot's uniform distribution, the paper's initialisation; ``bias`` starts at 0. The
-    nonlinearity is left to the caller. Used in chapter 9.
+    nonlinearity is left to the caller.
 
     Parameters
     ----------
@@ -359,8 +358,7 @@ class GATLayer(nn.Module):
     every other :math:`j`. The score is the paper's :math:`a^\top[Wh_i \Vert Wh_j]` with
     :math:`a = (a_{\text{dst}}, a_{\text{src}})`. Parameters: ``weight`` ``(out, in)``,
     ``att_src`` and ``att_dst`` ``(out,)``, ``bias`` ``(out,)``; Glorot-initialised, bias 0.
-    With an all-ones ``A`` (the complete graph) every node attends to every node. Used in
-    chapter 9.
+    With an all-ones ``A`` (the complete graph) every node attends to every node.
 
     Parameters
     ----------
@@ -440,7 +438,7 @@ class SelfAttentionLayer(nn.Module):
     over all nodes when ``A`` is ``None`` (the complete graph, as in a Transformer), or over
     :math:`\mathcal N(i)\cup\{i\}` when an adjacency matrix is given (a "graph Transformer"
     layer). Parameters ``w_query``, ``w_key``, ``w_value``, each ``(out, in)``,
-    Glorot-initialised; no bias. Used in chapter 9.
+    Glorot-initialised; no bias.
 
     Parameters
     ----------
@@ -553,7 +551,7 @@ class LayerStack(nn.Module):
     :math:`H \leftarrow \operatorname{LayerNorm}(H + \operatorname{ReLU}(Z))` (LayerNorm
     without affine parameters). Layer ``l`` is Glorot-initialised with seed
     ``1000 * seed + l``. Parameters are float32 as built; call ``.double()`` for float64
-    features. Used in chapter 9.
+    features.
 
     Parameters
     ----------
@@ -628,7 +626,7 @@ def smoothing_by_depth(
 ) -> dict[str, np.ndarray]:
     r"""Push features through an untrained :class:`LayerStack`; measure smoothing after each layer.
 
-    Computed in float64 without gradients. Used in chapter 9.
+    Computed in float64 without gradients.
 
     Parameters
     ----------
@@ -680,7 +678,7 @@ def influence_matrix(fn: Callable[[torch.Tensor], torch.Tensor], X: Any) -> torc
         \qquad I_i(j) = \frac{I(i, j)}{\sum_k I(i, k)}
 
     the row-normalised influence distribution of Xu et al. (2018), with absolute values so
-    that entries of opposite sign cannot cancel. Used in chapter 9.
+    that entries of opposite sign cannot cancel.
 
     Parameters
     ----------
@@ -724,8 +722,7 @@ def influence_by_hop(influence: Any, hops: Any, max_hop: int, *,
     With ``per_node=True`` it is instead the mean of :math:`I_i(j)` over the pairs at distance
     ``k`` (the influence of *one* node at that distance; NaN if there is no such pair). Rows
     of zeros (an output that depends on no input, such as a ReLU unit that is off for every
-    feature) have no influence distribution and are left out of both averages. Used in
-    chapter 9.
+    feature) have no influence distribution and are left out of both averages.
 
     Parameters
     ----------
@@ -772,7 +769,7 @@ def karate_club() -> tuple[torch.Tensor, torch.Tensor]:
     """Zachary's karate club: adjacency ``(34, 34)`` and the faction of each member.
 
     From networkx's bundled copy (no download). Label 0 is "Mr. Hi", 1 "Officer" (the
-    ``"club"`` attribute: the side each member joined after the split). Used in chapter 9.
+    ``"club"`` attribute: the side each member joined after the split).
 
     Returns
     -------
@@ -803,7 +800,7 @@ def contextual_sbm(
     :math:`p_{\text{out}} = \text{degree}\,(1-h)/(n(k-1))`. Node features are
     :math:`x_i = \text{signal}\cdot e_{y_i} + \varepsilon_i` with
     :math:`\varepsilon_i \sim \mathcal N(0, I)`: the class is the ``y``-th coordinate axis
-    (a contextual SBM, Deshpande et al. 2018). Used in chapter 9.
+    (a contextual SBM, Deshpande et al. 2018).
 
     Parameters
     ----------
@@ -857,7 +854,7 @@ def per_class_split(y: torch.Tensor, n_per_class: int, seed: int
     """Pick ``n_per_class`` random nodes of every class; return them and all the others.
 
     The labelled set of semi-supervised node classification (Kipf & Welling use 20 per
-    class). Used in chapter 9.
+    class).
 
     Parameters
     ----------
@@ -911,8 +908,6 @@ def attention_summary(attention: Any, A: Any, y: Any) -> dict[str, float]:
     - ``"r2_inverse_degree"``: the squared correlation, over the non-zero pattern, between
       :math:`\alpha_{ij}` and :math:`1/\tilde d_i` (1 if the weights are set by degree alone;
       NaN if every node has the same degree).
-
-    Used in chapter 9.
 
     Parameters
     ----------
@@ -968,7 +963,7 @@ class NodeClassifier(nn.Module):
     :func:`normalized_adjacency`); :meth:`prepare` and :meth:`logits` split that into a
     once-per-graph step and a per-call step for training loops. No dropout, so training is
     deterministic given the seed. Parameters are float32 as built; call ``.double()`` for
-    float64 features. Used in chapter 9.
+    float64 features.
 
     Parameters
     ----------
@@ -1044,8 +1039,7 @@ def train_node_classifier(
     restored at the end: early stopping by model selection, as Kipf & Welling stop on the
     validation loss; the test nodes are never looked at. The validation numbers come from the
     same forward pass as the training loss (the classifier has no dropout, so training and
-    evaluation compute the same logits). Deterministic given the model's seed. Used in
-    chapter 9.
+    evaluation compute the same logits). Deterministic given the model's seed.
 
     Parameters
     ----------
@@ -1126,8 +1120,7 @@ def linear_probe_accuracy(
     :math:`(Z^\top Z + \alpha I)B = Z^\top T` with an unpenalised intercept (columns and targets
     centred on the training rows); the prediction is the arg-max. This is scikit-learn's
     ``RidgeClassifier(alpha)`` (tested), a closed form that needs no iterations: a cheap,
-    deterministic way to score how linearly separable the classes are in ``Z``. Used in
-    chapter 9.
+    deterministic way to score how linearly separable the classes are in ``Z``.
 
     Parameters
     ----------
@@ -1178,8 +1171,7 @@ class GraphAutoencoder(nn.Module):
     :math:`\hat A` (the training loop's fast path); :meth:`embed` is the checked entry point.
     ``mask_token`` is the learned vector that replaces the features of masked nodes
     (GraphMAE's [MASK]); it is only used by :func:`train_graph_autoencoder` with a mask rate
-    > 0. Parameters are float32 as built; call ``.double()`` for float64 features. Used in
-    chapter 9.
+    > 0. Parameters are float32 as built; call ``.double()`` for float64 features.
 
     Parameters
     ----------
@@ -1247,7 +1239,7 @@ def train_graph_autoencoder(
     cosine error (:func:`dlnotes.losses.scaled_cosine_error`, exponent ``gamma``; a zero row
     counts as cosine 0) on the
     masked nodes only. With ``mask_rate`` = 0: a plain autoencoder, the same loss on every
-    node of the uncorrupted input. Full-batch Adam. Used in chapter 9.
+    node of the uncorrupted input. Full-batch Adam.
 
     Parameters
     ----------

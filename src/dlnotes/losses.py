@@ -195,8 +195,8 @@ def fit_linear(
     runs on ``y`` shifted by its median and divided by its mean absolute deviation, which
     leaves the minimiser of these location losses unchanged and makes the step size
     independent of the units of ``y``; the learning rate decays linearly to zero so that
-    the sub-gradient method for the absolute error settles. Used in chapter 1's robustness
-    experiment.
+    the sub-gradient method for the absolute error settles (the chapter's robustness
+    experiment).
 
     Parameters
     ----------
@@ -255,9 +255,9 @@ def saturated_sigmoid_training(
     """Train one sigmoid unit by full-batch gradient descent from a saturated start.
 
     Weights start at zero and the bias at ``bias_init``, so every prediction starts near
-    σ(bias_init). Returns the training accuracy after each epoch. Used in chapter 1 to show
-    how squared error (``loss="mse"``) learns through a saturated sigmoid compared with
-    cross-entropy (``loss="ce"``); ``loss="mae"`` trains on the absolute error.
+    σ(bias_init). Returns the training accuracy after each epoch: it shows how squared error
+    (``loss="mse"``) learns through a saturated sigmoid compared with cross-entropy
+    (``loss="ce"``); ``loss="mae"`` trains on the absolute error.
 
     Parameters
     ----------

@@ -168,7 +168,6 @@ def cross_validated_noise_level(
     For each σ, fits the expected noisy least squares, i.e. ridge with :math:`\lambda =
     \sigma^2` (:func:`ridge_solution`), on K−1 folds and measures the mean squared error on the
     held-out fold. The test data are never seen, so the chosen σ can be reported honestly.
-    Used in chapter 3.
 
     Parameters
     ----------
@@ -737,7 +736,7 @@ def weight_noise_expansion(
     The expansion :math:`\mathbb E[(f_{W+\epsilon}-y)^2] - (f-y)^2 = \eta\,\mathbb E\lVert
     g\rVert^2 + \eta\,\mathbb E[r\operatorname{tr}H] + O(\eta^2)` is truncated after the
     notes' term :math:`\eta\,\mathbb E\lVert g\rVert^2` and after the full first order;
-    the excess itself is measured by :func:`weight_noise_excess_loss`. Used in chapter 3.
+    the excess itself is measured by :func:`weight_noise_excess_loss`.
 
     Returns
     -------

@@ -162,7 +162,7 @@ class BatchNorm(nn.Module):
               \sigma^2_{run} \leftarrow (1-m)\,\sigma^2_{run} + m\,\tfrac{n}{n-1}\sigma^2_B,
 
     with the *unbiased* batch variance (``n`` values per feature), as PyTorch does. In eval
-    mode the running estimates replace the batch statistics. Used in chapter 6.
+    mode the running estimates replace the batch statistics.
 
     Parameters
     ----------
@@ -244,7 +244,7 @@ class LayerNorm(nn.Module):
     Every sample (every token, for sequences) is normalised with its own mean and biased
     variance over the last ``len(normalized_shape)`` dimensions, then scaled and shifted
     elementwise, :math:`y = \gamma \odot \hat x + \beta`. Nothing depends on the other samples
-    of the batch, so training and eval modes compute the same function. Used in chapter 6.
+    of the batch, so training and eval modes compute the same function.
 
     Parameters
     ----------
@@ -316,7 +316,7 @@ def norm_mlp(
     """An MLP ``sizes[0] → … → sizes[-1]`` with a normalisation layer before each nonlinearity.
 
     Each hidden layer is ``Linear → norm → activation`` (the placement of Ioffe & Szegedy);
-    the output layer is a plain ``Linear``. Used in chapter 6.
+    the output layer is a plain ``Linear``.
 
     Parameters
     ----------
@@ -365,7 +365,7 @@ def train_mode_logits(model: nn.Module, X: torch.Tensor, batch_size: int) -> tor
     and doing that with test data would leak it into every later eval-mode measurement. A last,
     partial batch is dropped (one row cannot be normalised in train mode, and a smaller batch
     would be normalised differently), so the result has ``(len(X) // batch_size) *
-    batch_size`` rows. Used in chapter 6.
+    batch_size`` rows.
 
     Raises
     ------
@@ -386,7 +386,7 @@ def train_eval_disagreement(model: nn.Module, X: torch.Tensor, batch_size: int) 
 
     Train-mode predictions are made on consecutive batches of ``batch_size`` rows of ``X``
     (batch statistics); eval-mode predictions use the stored running statistics. The model is
-    copied, so its running statistics are not changed. Used in chapter 6.
+    copied, so its running statistics are not changed.
 
     Raises
     ------
@@ -411,7 +411,7 @@ def variable_length_sequences(
     Token ``t`` of sequence ``s`` is ``offset_s + noise_st``, with ``offset_s`` drawn once per
     sequence from a normal distribution with standard deviation ``offset_scale`` in every
     coordinate and the noise from N(0, I); the offset stands for what a whole sentence shares
-    (topic, speaker). Used in chapter 6.
+    (topic, speaker).
 
     Returns
     -------
@@ -481,7 +481,7 @@ def batch_statistics(
     """Per-feature mean and biased variance of a padded batch ``(B, T, C)``, as BatchNorm sees it.
 
     Without ``mask`` every position counts, padding included (what a BatchNorm layer applied
-    to the padded tensor computes); with ``mask`` only the real tokens count. Used in chapter 6.
+    to the padded tensor computes); with ``mask`` only the real tokens count.
 
     Returns
     -------
@@ -510,7 +510,6 @@ def normalisation_jitter(
     (``"batch, padding counted"``), batch statistics over real tokens only
     (``"batch, masked"``) and per-token statistics (``"layer"``) — it records the statistics
     used for the probe and the probe's normalised tokens, then summarises them across batches.
-    Used in chapter 6.
 
     Parameters
     ----------

@@ -115,7 +115,7 @@ def reliability_diagram(
     labels of shape ``(n,)``, torch tensors), one line joins the (mean confidence, accuracy)
     points of the non-empty bins of :func:`dlnotes.smoothing.calibration_bins`. The dashed
     diagonal is perfect calibration: points below it are over-confident, points above it
-    under-confident. A legend is drawn only for more than one model. Used in chapter 5.
+    under-confident. A legend is drawn only for more than one model.
 
     Parameters
     ----------

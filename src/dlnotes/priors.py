@@ -93,10 +93,6 @@ def soft_threshold(x: torch.Tensor, threshold: float | torch.Tensor) -> torch.Te
     ------
     ValueError
         If ``x`` is not a finite floating tensor or ``threshold`` is negative or not finite.
-
-    Notes
-    -----
-    Used in chapter 2.
     """
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise ValueError(f"x must be a floating torch tensor, got {type(x).__name__}")
@@ -169,10 +165,6 @@ def lasso_duality_gap(X: np.ndarray, y: np.ndarray, w: np.ndarray, alpha: float)
     ------
     ValueError
         For wrong shapes, non-finite values or ``alpha`` < 0.
-
-    Notes
-    -----
-    Used in chapter 2.
     """
     X, y = _regression_data(X, y)
     w = np.asarray(w, dtype=np.float64)
@@ -245,7 +237,7 @@ def lasso(
 
     Notes
     -----
-    Used in chapter 2. Tibshirani (1996), "Regression shrinkage and selection via the lasso";
+    Tibshirani (1996), "Regression shrinkage and selection via the lasso";
     coordinate descent as in Friedman, Hastie & Tibshirani (2010).
     """
     X, y = _regression_data(X, y)
@@ -328,7 +320,7 @@ def laplace_posterior_mean(z: Array, noise_std: float, scale: float) -> np.ndarr
 
     Notes
     -----
-    Used in chapter 2. Park & Casella (2008), "The Bayesian lasso", treat the full
+    Park & Casella (2008), "The Bayesian lasso", treat the full
     posterior.
     """
     z = np.asarray(z.detach().cpu() if isinstance(z, torch.Tensor) else z, dtype=np.float64)
@@ -370,10 +362,6 @@ def logistic_loss(margins: np.ndarray) -> np.ndarray:
     ------
     ValueError
         If ``margins`` holds NaN or infinity.
-
-    Notes
-    -----
-    Used in chapter 2.
     """
     m = np.asarray(margins, dtype=np.float64)
     check_finite("margins", m)
@@ -411,10 +399,6 @@ def hinge_loss(scores: Array, labels: Array) -> Array:
     ------
     ValueError
         If shapes differ, ``scores`` is not finite or a label is not ±1.
-
-    Notes
-    -----
-    Used in chapter 2.
     """
     if isinstance(scores, torch.Tensor):
         labels = torch.as_tensor(labels, dtype=scores.dtype)
@@ -474,10 +458,6 @@ def kernel_logistic_objective(K: np.ndarray, y: np.ndarray, lam: float,
     ValueError
         For wrong shapes, non-finite values, a non-symmetric ``K``, labels other than ±1 or
         ``lam`` ≤ 0.
-
-    Notes
-    -----
-    Used in chapter 2.
     """
     K, y = _kernel_problem(K, y, lam)
     alpha = np.asarray(alpha, dtype=np.float64)
@@ -545,7 +525,7 @@ def kernel_logistic_regression(
 
     Notes
     -----
-    Used in chapter 2. Zhu & Hastie (2005), "Kernel logistic regression and the import vector
+    Zhu & Hastie (2005), "Kernel logistic regression and the import vector
     machine".
     """
     K, y = _kernel_problem(K, y, lam)
@@ -593,10 +573,6 @@ class KernelLogisticRegression(ClassifierMixin, BaseEstimator):
         RBF width parameter γ > 0.
     lam
         Penalty weight λ > 0 of :func:`kernel_logistic_regression`.
-
-    Notes
-    -----
-    Used in chapter 2.
     """
 
     def __init__(self, gamma: float = 1.0, lam: float = 1e-3) -> None:
@@ -670,7 +646,7 @@ def platt_scaling(scores: np.ndarray, labels: np.ndarray, *, max_iter: int = 100
 
     Notes
     -----
-    Used in chapter 2. Platt (1999), "Probabilistic outputs for support vector machines"; the
+    Platt (1999), "Probabilistic outputs for support vector machines"; the
     Newton iteration follows Lin, Lin & Weng (2007).
     """
     s = np.asarray(scores, dtype=np.float64)
@@ -750,10 +726,6 @@ def sparse_logistic_data(
     ------
     ValueError
         If an argument is out of range.
-
-    Notes
-    -----
-    Used in chapter 2.
     """
     check_int_at_least("n", n, 1)
     check_int_at_least("n_relevant", n_relevant, 1)
@@ -803,10 +775,6 @@ def select_on_validation(
     ------
     ValueError
         If ``grid`` is empty.
-
-    Notes
-    -----
-    Used in chapter 2.
     """
     if len(grid) == 0:
         raise ValueError("grid must hold at least one value")
@@ -859,10 +827,6 @@ def tanh_net_objective(theta: np.ndarray, X: np.ndarray, y: np.ndarray, lam: flo
     ------
     ValueError
         For wrong shapes, non-finite values, labels other than ±1 or ``lam`` < 0.
-
-    Notes
-    -----
-    Used in chapter 2.
     """
     X, y = _regression_data(X, y)
     _check_pm1("y", y)
@@ -926,10 +890,6 @@ def tanh_net_scores(theta: np.ndarray, X: np.ndarray, hidden: int) -> np.ndarray
     ------
     ValueError
         If ``X`` is not 2-D, ``hidden`` < 0 or ``theta`` has the wrong size.
-
-    Notes
-    -----
-    Used in chapter 2.
     """
     X = np.asarray(X, dtype=np.float64)
     check_ndim("X", X, 2)
@@ -990,10 +950,6 @@ def fit_tanh_net(
     ------
     ValueError
         As :func:`tanh_net_objective`, or for out-of-range settings.
-
-    Notes
-    -----
-    Used in chapter 2.
     """
     X, y = _regression_data(X, y)
     check_int_at_least("hidden", hidden, 0)

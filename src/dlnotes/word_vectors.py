@@ -128,7 +128,7 @@ def bpe_merges(
 
     Notes
     -----
-    Used in chapter 10. Quadratic and pure Python: for checks on small corpora, not for
+    Quadratic and pure Python: for checks on small corpora, not for
     training (see :func:`train_bpe`).
     """
     check_int_at_least("n_merges", n_merges, 0)
@@ -189,10 +189,6 @@ def train_bpe(
     ------
     ValueError
         If ``vocab_size`` or ``min_frequency`` is out of range.
-
-    Notes
-    -----
-    Used in chapter 10.
     """
     check_int_at_least("vocab_size", vocab_size, 2)
     check_int_at_least("min_frequency", min_frequency, 0)
@@ -228,10 +224,6 @@ def truncated_bpe(tokenizer: Tokenizer, n_merges: int) -> Tokenizer:
     ------
     ValueError
         If ``n_merges`` is out of range or the model is not BPE.
-
-    Notes
-    -----
-    Used in chapter 10.
     """
     model = _bpe_model(tokenizer)
     merges = _merge_pairs(model)
@@ -263,10 +255,6 @@ def trained_merges(tokenizer: Tokenizer) -> list[tuple[str, str]]:
     ------
     ValueError
         If the tokenizer's model is not BPE.
-
-    Notes
-    -----
-    Used in chapter 10.
     """
     return _merge_pairs(_bpe_model(tokenizer))
 
@@ -310,10 +298,6 @@ def tokens_per_word(
     ------
     ValueError
         If a word is not a non-empty string.
-
-    Notes
-    -----
-    Used in chapter 10.
     """
     counts = []
     for word in words:
@@ -340,10 +324,6 @@ def cjk_runs(text: str) -> list[str]:
     ------
     ValueError
         If ``text`` is not a string.
-
-    Notes
-    -----
-    Used in chapter 10.
     """
     if not isinstance(text, str):
         raise ValueError(f"text must be a string, got {type(text).__name__}")
@@ -372,10 +352,6 @@ def tokens_per_character(encode: Callable[[str], Sequence[int]], text: str) -> t
     ------
     ValueError
         If ``text`` is not a string or holds no Chinese character.
-
-    Notes
-    -----
-    Used in chapter 10.
     """
     runs = cjk_runs(text)
     if not runs:
@@ -405,10 +381,6 @@ def space_prefixed_share(pieces: Sequence[bytes]) -> tuple[int, int]:
     ------
     ValueError
         If a piece is not ``bytes``.
-
-    Notes
-    -----
-    Used in chapter 10.
     """
     prefixed = spaces_alone = 0
     for piece in pieces:
@@ -449,10 +421,6 @@ def skipgram_pairs(tokens: Sequence[Any], window: int) -> list[tuple[Any, Any]]:
     ------
     ValueError
         If ``window`` < 1 or ``tokens`` is a string (pass a list of tokens).
-
-    Notes
-    -----
-    Used in chapter 10.
     """
     check_int_at_least("window", window, 1)
     if isinstance(tokens, str | bytes):
@@ -483,10 +451,6 @@ def cooccurrence_counts(centres: Any, contexts: Any, n_words: int) -> np.ndarray
     ------
     ValueError
         If the arrays differ in length, are not 1-D integer arrays or hold ids out of range.
-
-    Notes
-    -----
-    Used in chapter 10.
     """
     check_int_at_least("n_words", n_words, 1)
     w, c = _pair_arrays(centres, contexts, n_words)
@@ -539,10 +503,6 @@ def shifted_pmi(counts: Any, k: float = 1.0) -> np.ndarray:
     ValueError
         If ``counts`` is not 2-D, has a negative or non-finite entry or sums to 0, or
         ``k`` <= 0.
-
-    Notes
-    -----
-    Used in chapter 10.
     """
     counts = np.asarray(counts, dtype=np.float64)
     check_ndim("counts", counts, 2)
@@ -590,10 +550,6 @@ def sgns_pair_loss(w: torch.Tensor, c: torch.Tensor, negatives: torch.Tensor) ->
     ------
     ValueError
         If the shapes do not fit together.
-
-    Notes
-    -----
-    Used in chapter 10.
     """
     check_ndim("w", w, 2)
     check_ndim("negatives", negatives, 3)
@@ -660,7 +616,7 @@ def train_sgns(
 
     Notes
     -----
-    Used in chapter 10. The whole loop runs in one torch generator seeded with ``seed``, so a
+    The whole loop runs in one torch generator seeded with ``seed``, so a
     call is reproducible (with one torch thread, as :func:`dlnotes.setup` sets).
     """
     check_int_at_least("n_words", n_words, 1)
@@ -722,10 +678,6 @@ def simple_tokens(texts: Iterable[str]) -> list[list[str]]:
     ------
     ValueError
         If ``texts`` is a single string or holds a non-string.
-
-    Notes
-    -----
-    Used in chapter 10.
     """
     if isinstance(texts, str):
         raise ValueError("texts must be a sequence of strings, not one string")
@@ -750,10 +702,6 @@ def crc32_hash(text: str) -> int:
     -------
     int
         ``zlib.crc32`` of the UTF-8 bytes, in ``[0, 2**32)``.
-
-    Notes
-    -----
-    Used in chapter 10.
     """
     return zlib.crc32(text.encode("utf-8"))
 
@@ -824,10 +772,6 @@ def train_word2vec(
     ------
     ValueError
         If an integer argument is out of range or ``sentences`` is empty.
-
-    Notes
-    -----
-    Used in chapter 10.
     """
     for name, value in (("vector_size", vector_size), ("window", window),
                         ("min_count", min_count), ("negative", negative), ("epochs", epochs)):
@@ -863,10 +807,6 @@ def cosine_matrix(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     ------
     ValueError
         If the inputs are not 2-D with the same number of columns, or a row has norm 0.
-
-    Notes
-    -----
-    Used in chapter 10.
     """
     A, B = np.asarray(A, dtype=np.float64), np.asarray(B, dtype=np.float64)
     check_ndim("A", A, 2)
@@ -908,10 +848,6 @@ def nearest_words(
     ------
     ValueError
         If the shapes do not fit or ``n`` < 1.
-
-    Notes
-    -----
-    Used in chapter 10.
     """
     check_int_at_least("n", n, 1)
     vectors = np.asarray(vectors, dtype=np.float64)
@@ -950,10 +886,6 @@ def similarity_spearman(
     ------
     ValueError
         If ``pairs`` and ``ratings`` differ in length.
-
-    Notes
-    -----
-    Used in chapter 10.
     """
     ratings = np.asarray(ratings, dtype=np.float64)
     if len(pairs) != len(ratings):
@@ -997,10 +929,6 @@ def analogy_accuracy(
     ------
     ValueError
         If ``words`` and ``vectors`` differ in length.
-
-    Notes
-    -----
-    Used in chapter 10.
     """
     vectors = np.asarray(vectors, dtype=np.float64)
     check_ndim("vectors", vectors, 2)
@@ -1040,10 +968,6 @@ def minilm_token_embeddings() -> tuple[Tokenizer, np.ndarray]:
     ------
     ImportError, FileNotFoundError
         If the model package is missing (see :func:`dlnotes.embeddings.model_dir`).
-
-    Notes
-    -----
-    Used in chapter 10.
     """
     path = model_dir()
     with safe_open(str(path / "model.safetensors"), framework="numpy") as f:
@@ -1074,10 +998,6 @@ def static_word_vectors(words: Sequence[str], tokenizer: Tokenizer,
     ------
     ValueError
         If a word is not a string or gives no word piece.
-
-    Notes
-    -----
-    Used in chapter 10.
     """
     rows = []
     for word in words:
