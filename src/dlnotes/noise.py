@@ -2,8 +2,8 @@ r"""Noise injection as regularisation. Used in chapter 3, "Noise injection as re
 
 Two halves:
 
-* **Input noise on a linear model is ridge.** :func:`ridge_solution` is the closed-form
-  minimiser of :math:`\frac1N\lVert y - Xw\rVert^2 + \lambda\lVert w\rVert^2` and
+* **Input noise on a linear model is ridge.** :func:`dlnotes.linear.ridge_solution` is the
+  closed-form minimiser of :math:`\frac1N\lVert y - Xw\rVert^2 + \lambda\lVert w\rVert^2` and
   :func:`input_noise_solution` the least-squares fit to many noisy copies of ``X``; in
   expectation they coincide at :math:`\lambda = \sigma^2`.
 * **Weight noise is a gradient-norm penalty.** :func:`output_jacobian` and
@@ -33,6 +33,7 @@ from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
 from dlnotes.attention import softmax_jacobian
+from dlnotes.linear import ridge_solution
 from dlnotes.training import train_classifier
 from dlnotes.validation import (
     check_finite,
@@ -49,7 +50,6 @@ __all__ = [
     "weight_noise_expansion",
     "ExpansionCheck",
     "add_gaussian_noise",
-    "ridge_solution",
     "input_noise_solution",
     "perturbed_parameters",
     "output_jacobian",
@@ -112,47 +112,6 @@ def add_gaussian_noise(
     if is_tensor:
         return x + float(std) * noise.to(dtype=x.dtype, device=x.device)
     return x + float(std) * noise.numpy().astype(x.dtype, copy=False)
-
-
-def ridge_solution(X: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
-    r"""The minimiser of the mean-loss ridge objective (no intercept).
-
-    .. math::
-        \hat w_\lambda = \arg\min_w \frac1N\lVert y - Xw\rVert^2 + \lambda\lVert w\rVert^2
-        = \Big(\tfrac1N X^\top X + \lambda I\Big)^{-1} \tfrac1N X^\top y .
-
-    It is computed as the least-squares solution of the stacked system
-    :math:`[X/\sqrt N;\ \sqrt\lambda I]\,w \approx [y/\sqrt N;\ 0]`, which avoids forming
-    :math:`X^\top X` (whose condition number is the square of that of :math:`X`). With
-    ``lam = 0`` and a rank-deficient ``X`` it returns the minimum-norm least-squares solution.
-    scikit-learn's ``Ridge(alpha, fit_intercept=False)`` minimises the *summed* loss, so it
-    equals this function at ``alpha = N * lam``.
-
-    Parameters
-    ----------
-    X
-        Design matrix, shape ``(N, d)``; centre it (and ``y``) first if an intercept is wanted.
-    y
-        Targets, shape ``(N,)``.
-    lam
-        Penalty weight λ ≥ 0 in the mean-loss convention above.
-
-    Returns
-    -------
-    numpy.ndarray
-        Coefficients, shape ``(d,)``, float64.
-
-    Raises
-    ------
-    ValueError
-        For wrong shapes, non-finite inputs or ``lam`` < 0.
-    """
-    X, y = check_regression_data(X, y)
-    check_nonnegative("lam", lam)
-    n, d = X.shape
-    A = np.vstack([X / math.sqrt(n), math.sqrt(float(lam)) * np.eye(d)])
-    b = np.concatenate([y / math.sqrt(n), np.zeros(d)])
-    return np.linalg.lstsq(A, b, rcond=None)[0]
 
 
 def cross_validated_noise_level(
