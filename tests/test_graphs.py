@@ -288,7 +288,7 @@ def test_self_attention_matches_torch_sdpa_with_and_without_a_graph(seed, n, d_i
 
 
 BAD_LAYER_CALLS = [
-    (lambda: GCNLayer(3, 2)(torch.ones(4, 2), torch.eye(4)), r"size 3 \(in_features\)"),
+    (lambda: GCNLayer(3, 2)(torch.ones(4, 2), torch.eye(4)), r"3 columns \(in_features\)"),
     (lambda: GCNLayer(3, 2)(torch.ones(4, 3), torch.eye(5)), r"rows \(one per node\)"),
     (lambda: GCNLayer(3, 2)(torch.ones(4, 3), torch.ones(4, 3)), "square"),
     (lambda: GATLayer(3, 2)(torch.ones(4, 3), -torch.eye(4)), "non-negative"),

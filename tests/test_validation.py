@@ -175,11 +175,11 @@ def test_shape_and_size_checks_say_what_was_expected_and_what_came():
     with pytest.raises(ValueError, match=r"w must have shape \(4,\) \(one per column\)"):
         v.check_shape("w", np.zeros(3), (4,), "(one per column)")
     v.check_dim_size("x", torch.zeros(2, 5), -1, 5)
-    with pytest.raises(ValueError, match=r"x must have size 4 \(num_features\) in dimension 1, "
+    with pytest.raises(ValueError, match=r"x must have 4 features \(num_features\) in dimension 1, "
                                          r"got shape \(2, 5\)"):
-        v.check_dim_size("x", torch.zeros(2, 5), 1, 4, "num_features")
-    with pytest.raises(ValueError, match="in dimension 2"):
-        v.check_dim_size("x", torch.zeros(2, 5), 2, 4)
+        v.check_dim_size("x", torch.zeros(2, 5), 1, 4, "features (num_features)")
+    with pytest.raises(ValueError, match="x must have 1 entry in dimension 2"):
+        v.check_dim_size("x", torch.zeros(2, 5), 2, 1)
 
 
 def test_square_and_symmetric_checks():

@@ -402,7 +402,7 @@ def _check_centres(X: Any, means: Any) -> tuple[np.ndarray, np.ndarray]:
     X = as_float_array("X", X, 2, min_rows=1, min_columns=1)
     means = as_float_array("means", means, 2)
     check_min_length("means", means, 1, "rows (one per component)")
-    check_dim_size("means", means, 1, X.shape[1], "the columns of X")
+    check_dim_size("means", means, 1, X.shape[1], "columns (as many as X)")
     return X, means
 
 

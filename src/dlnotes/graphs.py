@@ -93,7 +93,7 @@ def _check_features(name: str, H: Any, n_nodes: int, n_features: int | None = No
     H = as_float_tensor(name, H, 2)
     check_length(name, H, n_nodes, "rows (one per node)")
     if n_features is not None:
-        check_dim_size(name, H, 1, n_features, "in_features")
+        check_dim_size(name, H, 1, n_features, "columns (in_features)")
     return H
 
 

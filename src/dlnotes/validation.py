@@ -239,14 +239,13 @@ def check_shape(name: str, x: Any, shape: Sequence[int | None], what: str = "") 
                          f"got {got}")
 
 
-def check_dim_size(name: str, x: Any, dim: int, size: int, what: str = "") -> None:
+def check_dim_size(name: str, x: Any, dim: int, size: int, what: str = "entries") -> None:
     """Raise ``ValueError`` unless dimension ``dim`` of ``x`` has ``size`` entries.
 
-    ``what`` says what the size is, e.g. ``"num_features"``.
+    ``what`` names them in the plural, e.g. ``"columns (num_features)"``.
     """
     if x.ndim <= dim or x.ndim < -dim or x.shape[dim] != size:
-        label = f" ({what})" if what else ""
-        raise ValueError(f"{name} must have size {size}{label} in dimension {dim}, "
+        raise ValueError(f"{name} must have {_count(size, what)} in dimension {dim}, "
                          f"got shape {_shape(x)}")
 
 

@@ -138,7 +138,7 @@ def apply_whitening(X: Any, mu: Any, W: Any) -> np.ndarray:
     mu = as_float_array("mu", mu, 1)
     W = as_float_array("W", W, 2)
     check_shape("mu", mu, X.shape[1:], "(the columns of X)")
-    check_dim_size("W", W, 0, X.shape[1], "the columns of X")
+    check_dim_size("W", W, 0, X.shape[1], "rows (one per column of X)")
     return (X - mu) @ W
 
 
@@ -462,7 +462,7 @@ def weighted_spearman(x: Any, y: Any, weights: Any) -> np.ndarray:
     if not (np.issubdtype(w.dtype, np.integer) or np.issubdtype(w.dtype, np.floating)):
         raise ValueError(f"weights must be integers or floats, got dtype {w.dtype}")
     check_finite("weights", w)
-    check_dim_size("weights", w, -1, y.shape[0], "one per pair")
+    check_dim_size("weights", w, -1, y.shape[0], "columns (one per pair)")
     check_values_in("weights", w, 0.0)
     W = np.atleast_2d(w)
     # Blocks of 256 resamples keep the (n, block) work arrays in cache: faster than all at once.
