@@ -426,8 +426,8 @@ def check_nonzero_rows(name: str, x: Any) -> None:
     norms = x.norm(dim=-1) if isinstance(x, torch.Tensor) else np.linalg.norm(x, axis=-1)
     if not bool((norms > 0).all()):
         first = int(np.argmax(~(np.asarray(norms) > 0)))
-        raise ValueError(f"{name} must have no all-zero rows (cosine is undefined for them), "
-                         f"row {first} is zero")
+        raise ValueError(f"{name} must have no all-zero rows (a cosine with a row of norm 0 is "
+                         f"undefined), row {first} is zero")
 
 
 def check_regression_data(X: Any, y: Any, *, min_columns: int = 0
