@@ -240,3 +240,19 @@ def test_per_replica_broadcasts_one_value_and_checks_each():
         v.per_replica("weight_decay", [0.0, 0.1], 3)
     with pytest.raises(ValueError, match=r"weight_decay\[1\] must be >= 0"):
         v.per_replica("weight_decay", [0.0, -0.1], 2, v.check_nonnegative)
+
+
+def test_checks_of_tensors_that_require_grad_raise_value_errors_not_warnings():
+    p = torch.tensor([[0.5, 0.5], [0.5, 0.5]], requires_grad=True)
+    v.check_distribution_rows("p", p)
+    v.check_symmetric("p", p, 1e-12)
+    with pytest.raises(ValueError, match=r"p must lie in \[0, 0.4\]"):
+        v.check_values_in("p", p, 0.0, 0.4)
+    with pytest.raises(ValueError, match="p must hold distributions"):
+        v.check_distribution_rows("p", 2 * p)
+
+
+def test_check_tensor_checks_the_dtype_when_asked():
+    v.check_tensor("mask", torch.ones(2, dtype=torch.bool), dtype=torch.bool)
+    with pytest.raises(ValueError, match="mask must have dtype torch.bool, got torch.float32"):
+        v.check_tensor("mask", torch.ones(2), dtype=torch.bool)

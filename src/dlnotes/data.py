@@ -216,8 +216,7 @@ def split_sentences(text: str, min_words: int = 1) -> list[str]:
     ValueError
         If ``text`` is not a string or ``min_words`` < 1.
     """
-    if not isinstance(text, str):
-        raise ValueError(f"text must be a string, got {type(text).__name__}")
+    check_type("text", text, str)
     check_int_at_least("min_words", min_words, 1)
     parts = (s.strip() for s in _SENTENCE_END.split(text))
     return [s for s in parts if len(s.split()) >= min_words]

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dlnotes.validation import check_int_at_least
+from dlnotes.validation import check_int_at_least, check_strings
 
 __all__ = [
     "MODEL_PACKAGE",
@@ -188,8 +188,7 @@ def encode(
         If ``texts`` is empty or not a sequence of strings, a text has no token, or an integer
         argument is out of range.
     """
-    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts) or len(texts) == 0:
-        raise ValueError("texts must be a non-empty sequence of strings")
+    check_strings("texts", texts, min_count=1)
     check_int_at_least("max_length", max_length, 3)
     check_int_at_least("batch_size", batch_size, 1)
     check_int_at_least("seed", seed, 0)
@@ -245,8 +244,7 @@ def token_counts(texts: Sequence[str], tokenizer: Any) -> np.ndarray:
     ValueError
         If ``texts`` is not a sequence of strings.
     """
-    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
-        raise ValueError("texts must be a sequence of strings")
+    check_strings("texts", texts)
     counts = np.zeros(len(tokenizer), dtype=np.int64)
     if len(texts) == 0:
         return counts

@@ -33,10 +33,13 @@ from dlnotes.training import mlp
 from dlnotes.validation import (
     check_choice,
     check_finite,
+    check_float_tensor,
     check_int_at_least,
+    check_min_length,
     check_ndim,
     check_positive,
     check_same_shape,
+    check_tensor,
 )
 
 __all__ = [
@@ -53,12 +56,9 @@ __all__ = [
 
 
 def _check_logits(name: str, logits: torch.Tensor) -> None:
-    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
-        raise ValueError(f"{name} must be a floating torch.Tensor, got {type(logits).__name__}")
-    check_ndim(name, logits, (1, 2))
+    check_float_tensor(name, logits, (1, 2))
     if logits.shape[-1] < 1:
         raise ValueError(f"{name} must have at least one class (last dimension ≥ 1)")
-    check_finite(name, logits)
 
 
 def gumbel_noise(
@@ -219,8 +219,7 @@ def score_function_gradient(
         For shapes that differ, non-finite inputs or ``num_samples`` < 1.
     """
     _check_logits("logits", logits)
-    if not isinstance(values, torch.Tensor):
-        raise ValueError(f"values must be a torch.Tensor, got {type(values).__name__}")
+    check_tensor("values", values)
     check_same_shape("values", values, "logits", logits)
     check_finite("values", values)
     check_finite("baseline", baseline)
@@ -334,8 +333,7 @@ def categorical_gradient_samples(
     check_choice("estimator", estimator, ["score", "gumbel-softmax"])
     _check_logits("logits", logits)
     check_ndim("logits", logits, 1)
-    if not isinstance(values, torch.Tensor):
-        raise ValueError(f"values must be a torch.Tensor, got {type(values).__name__}")
+    check_tensor("values", values)
     check_same_shape("values", values, "logits", logits)
     check_finite("values", values)
     check_positive("tau", tau)
@@ -440,8 +438,7 @@ def vae_objective(
     """
     check_choice("estimator", estimator, ["reparameterised", "score"])
     check_ndim("x", x, 2)
-    if x.shape[0] < 2:
-        raise ValueError(f"x must have at least 2 rows (for the baseline), got {x.shape[0]}")
+    check_min_length("x", x, 2, "rows (for the baseline)")
     mu, log_sigma = vae.encode(x)
     sigma = log_sigma.exp()
     eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype)

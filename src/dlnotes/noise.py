@@ -38,11 +38,15 @@ from dlnotes.training import train_classifier
 from dlnotes.validation import (
     check_finite,
     check_int_at_least,
+    check_int_in_range,
+    check_min_length,
     check_ndim,
     check_nonnegative,
     check_positive,
     check_regression_data,
     check_same_rows,
+    check_tensor,
+    check_type,
 )
 
 __all__ = [
@@ -151,13 +155,10 @@ def cross_validated_noise_level(
         For bad data, an empty ``sigmas``, a negative σ or a bad ``folds``.
     """
     X, y = check_regression_data(X, y)
-    if len(sigmas) == 0:
-        raise ValueError("sigmas must hold at least one noise level")
+    check_min_length("sigmas", sigmas, 1, "noise levels")
     for i, s in enumerate(sigmas):
         check_nonnegative(f"sigmas[{i}]", s)
-    check_int_at_least("folds", folds, 2)
-    if folds > X.shape[0]:
-        raise ValueError(f"folds must be <= the number of rows {X.shape[0]}, got {folds}")
+    check_int_in_range("folds", folds, 2, X.shape[0])
     check_int_at_least("seed", seed, 0)
     assignment = np.random.default_rng(seed).permutation(X.shape[0]) % folds
     cv_mse = np.zeros(len(sigmas))
@@ -236,12 +237,8 @@ def input_noise_solution(
 
 
 def _check_model_input(model: nn.Module, X: torch.Tensor) -> None:
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(X, torch.Tensor):
-        raise ValueError(f"X must be a torch.Tensor, got {type(X).__name__}")
-    check_ndim("X", X, 2)
-    check_finite("X", X)
+    check_type("model", model, nn.Module)
+    check_tensor("X", X, 2, finite=True)
     if not any(True for _ in model.parameters()):
         raise ValueError("model must have parameters")
 
@@ -412,8 +409,7 @@ def jacobian_gram(model: nn.Sequential, X: torch.Tensor) -> torch.Tensor:
 def _gram_and_output(model: nn.Sequential, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`jacobian_gram` and the model's output ``(n, k)`` from the same forward pass."""
     _check_model_input(model, X)
-    if not isinstance(model, nn.Sequential):
-        raise ValueError("model must be an nn.Sequential of Linear layers and activations")
+    check_type("model", model, nn.Sequential)
     for layer in model:
         if not isinstance(layer, nn.Linear) and any(True for _ in layer.parameters()):
             raise ValueError("model must have parameters only in nn.Linear layers, found "
@@ -573,8 +569,7 @@ def weight_noise_excess_loss(
     check_same_rows("X", X, "y", y)
     check_finite("y", y)
     etas = [float(e) for e in etas]
-    if not etas:
-        raise ValueError("etas must hold at least one variance")
+    check_min_length("etas", etas, 1, "variances")
     for e in etas:
         check_positive("eta", e)
     check_int_at_least("samples", samples, 2)

@@ -18,11 +18,15 @@ from torch.autograd.function import once_differentiable
 
 from dlnotes.validation import (
     check_choice,
+    check_dim_size,
     check_finite,
     check_in_range,
     check_int_at_least,
+    check_min_length,
     check_ndim,
     check_positive,
+    check_shape,
+    check_tensor,
 )
 
 __all__ = [
@@ -211,9 +215,7 @@ class BatchNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise ``x`` of shape ``(N, C)`` or ``(N, C, L)`` feature by feature."""
         check_ndim("x", x, (2, 3))
-        if x.shape[1] != self.num_features:
-            raise ValueError(f"x must have num_features={self.num_features} features in "
-                             f"dimension 1, got shape {tuple(x.shape)}")
+        check_dim_size("x", x, 1, self.num_features, "features (num_features)")
         check_finite("x", x)
         dims = (0,) if x.ndim == 2 else (0, 2)
         shape = (1, -1) if x.ndim == 2 else (1, -1, 1)
@@ -272,8 +274,7 @@ class LayerNorm(nn.Module):
         super().__init__()
         shape = ((normalized_shape,) if isinstance(normalized_shape, int)
                  else tuple(normalized_shape))
-        if not shape:
-            raise ValueError("normalized_shape must have at least one dimension")
+        check_min_length("normalized_shape", shape, 1, "dimensions")
         for i, s in enumerate(shape):
             check_int_at_least(f"normalized_shape[{i}]", s, 1)
         check_positive("eps", eps)
@@ -294,11 +295,9 @@ class LayerNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise each sample of ``x`` over its trailing ``normalized_shape`` dimensions."""
         k = len(self.normalized_shape)
-        if not isinstance(x, torch.Tensor) or x.ndim < k \
-                or tuple(x.shape[-k:]) != self.normalized_shape:
-            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"x must end in normalized_shape={self.normalized_shape}, "
-                             f"got {got}")
+        check_tensor("x", x, min_ndim=k)
+        check_shape("x", x, (None,) * (x.ndim - k) + self.normalized_shape,
+                    f"(..., *normalized_shape={self.normalized_shape})")
         check_finite("x", x)
         x_hat, _, _ = normalize(x, tuple(range(-k, 0)), self.eps)
         if self.elementwise_affine:
@@ -340,8 +339,7 @@ def norm_mlp(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return norm_mlp(sizes, norm, activation)
-    if len(sizes) < 2:
-        raise ValueError(f"sizes must have at least 2 entries, got {list(sizes)}")
+    check_min_length("sizes", sizes, 2, "layer sizes")
     for i, s in enumerate(sizes):
         check_int_at_least(f"sizes[{i}]", s, 1)
     check_choice("norm", norm, [None, "batch", "layer"])
@@ -423,8 +421,7 @@ def variable_length_sequences(
     ValueError
         For an empty ``lengths``, a length or ``dim`` < 1, or a negative ``offset_scale``.
     """
-    if len(lengths) == 0:
-        raise ValueError("lengths must not be empty")
+    check_min_length("lengths", lengths, 1, "lengths")
     for i, n in enumerate(lengths):
         check_int_at_least(f"lengths[{i}]", n, 1)
     check_int_at_least("dim", dim, 1)
@@ -449,13 +446,11 @@ def pad_sequences(sequences: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torc
     ValueError
         If ``sequences`` is empty, a sequence is not 2-D or the feature sizes differ.
     """
-    if len(sequences) == 0:
-        raise ValueError("sequences must not be empty")
+    check_min_length("sequences", sequences, 1, "sequences")
     for i, s in enumerate(sequences):
         check_ndim(f"sequences[{i}]", s, 2)
-        if s.shape[1] != sequences[0].shape[1]:
-            raise ValueError(f"sequences must share the feature size, sequences[{i}] has "
-                             f"{s.shape[1]}, sequences[0] has {sequences[0].shape[1]}")
+        check_dim_size(f"sequences[{i}]", s, 1, sequences[0].shape[1],
+                       "features (the feature size of sequences[0])")
     t_max = max(s.shape[0] for s in sequences)
     padded = sequences[0].new_zeros(len(sequences), t_max, sequences[0].shape[1])
     mask = torch.zeros(len(sequences), t_max, dtype=torch.bool)
@@ -468,9 +463,8 @@ def pad_sequences(sequences: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torc
 def _check_padded(x: torch.Tensor, mask: torch.Tensor | None) -> None:
     check_ndim("x", x, 3)
     if mask is not None:
-        if mask.dtype != torch.bool or tuple(mask.shape) != tuple(x.shape[:2]):
-            raise ValueError(f"mask must be a boolean tensor of shape {tuple(x.shape[:2])}, "
-                             f"got {mask.dtype} of shape {tuple(mask.shape)}")
+        check_tensor("mask", mask, dtype=torch.bool)
+        check_shape("mask", mask, x.shape[:2], "(batch, tokens)")
         if int(mask.sum()) < 2:
             raise ValueError("mask must mark at least two real tokens")
 

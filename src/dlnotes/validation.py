@@ -262,6 +262,7 @@ def check_symmetric(name: str, x: Any, rtol: float) -> None:
     if _size(x) == 0:
         return
     if isinstance(x, torch.Tensor):
+        x = x.detach()
         gap, scale = float((x - x.mT).abs().max()), float(x.abs().max())
     else:
         gap, scale = float(np.abs(x - np.swapaxes(x, -1, -2)).max()), float(np.abs(x).max())
@@ -291,10 +292,13 @@ def check_same_rows(name_a: str, a: Any, name_b: str, b: Any) -> None:
 
 
 def check_tensor(name: str, x: Any, ndim: int | Sequence[int] | None = None, *,
-                 min_ndim: int = 0, finite: bool = False) -> None:
-    """Raise ``ValueError`` unless ``x`` is a torch tensor of an allowed rank (any dtype)."""
+                 min_ndim: int = 0, finite: bool = False, dtype: torch.dtype | None = None
+                 ) -> None:
+    """Raise ``ValueError`` unless ``x`` is a torch tensor of an allowed rank (and ``dtype``)."""
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if dtype is not None and x.dtype != dtype:
+        raise ValueError(f"{name} must have dtype {dtype}, got {x.dtype}")
     if ndim is not None:
         check_ndim(name, x, ndim)
     if x.ndim < min_ndim:
@@ -355,7 +359,7 @@ def check_values_in(name: str, x: Any, low: float = -math.inf, high: float = mat
                     low_inclusive: bool = True) -> None:
     """Raise ``ValueError`` unless every entry of ``x`` lies in ``[low, high]``
     (``(low, high]`` with ``low_inclusive=False``)."""
-    values = x if isinstance(x, torch.Tensor) else np.asarray(x)
+    values = x.detach() if isinstance(x, torch.Tensor) else np.asarray(x)
     too_low = (values < low) if low_inclusive else (values <= low)
     if bool(too_low.any()) or bool((values > high).any()):
         if high == math.inf and low == 0:
@@ -403,6 +407,7 @@ def check_distribution_rows(name: str, p: Any, *, atol: float | None = None) -> 
     The default tolerance is 1e-5 for float32 and lower precisions, 1e-8 otherwise.
     """
     if isinstance(p, torch.Tensor):
+        p = p.detach()
         low_precision = p.dtype in (torch.float16, torch.bfloat16, torch.float32)
         error = (p.sum(-1) - 1).abs()
     else:
