@@ -131,10 +131,7 @@ def scaled_dot_product_attention(
     Raises
     ------
     ValueError
-        If an input is not a finite floating tensor of rank ≥ 2, ``q`` and ``k`` differ in
-        their last dimension, ``k`` and ``v`` in their number of positions, the batch
-        dimensions do not broadcast, ``scale`` is not > 0, ``mask`` is not boolean or does not
-        broadcast, a mask row is entirely ``False``, or the scores overflow.
+        If a mask row is all ``False``, the scores overflow, or for a wrong shape or value.
     """
     _check_qkv(q, k, v)
     if q.shape[-1] != k.shape[-1]:
@@ -191,8 +188,7 @@ def padding_mask(lengths: list[int] | torch.Tensor, max_len: int) -> torch.Tenso
     Raises
     ------
     ValueError
-        If ``max_len`` < 1 or a length lies outside ``[1, max_len]`` (a length of 0 would leave
-        every query with nothing to attend to).
+        If a length lies outside ``[1, max_len]`` (a length of 0 attends to nothing).
     """
     check_int_at_least("max_len", max_len, 1)
     lengths_t = torch.as_tensor(lengths)
@@ -340,8 +336,7 @@ class AdditiveAttention(nn.Module):
         Raises
         ------
         ValueError
-            For the module's sizes not matching ``q`` or ``k``, and the input and mask
-            errors of :func:`scaled_dot_product_attention`.
+            If ``q`` or ``k`` does not fit the module, or as :func:`scaled_dot_product_attention`.
         """
         _check_qkv(q, k, v)
         return _attend(self.scores(q, k), v, mask)

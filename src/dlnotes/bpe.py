@@ -91,8 +91,7 @@ def bpe_merges(
     Raises
     ------
     ValueError
-        If a word is empty or not a string, a count is not an integer >= 1, or ``n_merges`` or
-        ``min_frequency`` is out of range.
+        If a word is not a non-empty string, or for a count or setting out of range.
 
     Notes
     -----

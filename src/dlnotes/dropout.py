@@ -331,8 +331,7 @@ def shift_images(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     Raises
     ------
     ValueError
-        If ``images`` is not a floating tensor with at least 2 dimensions, or a shift is not an
-        integer or too large.
+        If a shift is not an integer with ``|shift| <`` the image size, or for a bad ``images``.
     """
     _check_images(images)
     height, width = images.shape[-2:]

@@ -106,8 +106,7 @@ def two_coin_log_likelihood(heads: Any, tosses: Any, theta_a: Any, theta_b: Any)
     Raises
     ------
     ValueError
-        If the counts have different shapes or are out of range, or a head probability lies
-        outside ``[0, 1]`` or is not finite.
+        If ``heads`` is not in ``[0, tosses]``, or for a wrong shape or value.
     """
     h, n = _check_coin_data(heads, tosses)
     ta, tb = np.broadcast_arrays(np.asarray(theta_a, dtype=np.float64),
@@ -165,8 +164,7 @@ def two_coin_em(
     Raises
     ------
     ValueError
-        If the counts have different shapes or are out of range, a starting value lies
-        outside ``(0, 1)``, or ``n_iter`` is not an integer ≥ 0.
+        If a starting value lies outside ``(0, 1)``, or for a wrong shape or value.
     """
     h, n = _check_coin_data(heads, tosses)
     check_in_range("theta_a", theta_a, 0.0, 1.0, low_inclusive=False)
@@ -261,9 +259,7 @@ def gaussian_mixture_posterior(
     Raises
     ------
     ValueError
-        On wrong shapes or non-finite values, covariances that are not symmetric positive
-        definite, or weights that are not positive or do not sum to 1; the message names the
-        argument.
+        If a covariance is not symmetric positive definite, or for a wrong shape or value.
     """
     X, means, _, weights, chol = _check_mixture(X, means, covariances, weights)
     return _e_step(X, means, chol, weights)
@@ -297,8 +293,7 @@ def gaussian_mixture_elbo(
     Raises
     ------
     ValueError
-        As :func:`gaussian_mixture_posterior`, or if ``responsibilities`` has the wrong shape,
-        negative entries or rows that do not sum to 1.
+        If ``responsibilities`` rows are not distributions, or as the posterior.
     """
     X, means, _, weights, chol = _check_mixture(X, means, covariances, weights)
     q = as_float_array("responsibilities", responsibilities, 2)
@@ -349,7 +344,10 @@ def gaussian_mixture_em(
     With ``reg_covar = 0`` this is exact EM, and ``log_likelihoods`` never decreases (up to
     rounding). scikit-learn's ``GaussianMixture(covariance_type="full", reg_covar=r,
     tol=0, max_iter=n_iter)`` started from the same ``means_init``, ``weights_init`` and
-    ``precisions_init`` (the inverse covariances) runs the same iterations.
+    ``precisions_init`` (the inverse covariances) runs the same iterations. The likelihood of
+    a Gaussian mixture is unbounded: a component can collapse onto a point, and then the
+    iteration stops with ``FloatingPointError``; ``reg_covar > 0`` keeps every covariance
+    positive definite.
 
     Parameters
     ----------
@@ -371,12 +369,9 @@ def gaussian_mixture_em(
     Raises
     ------
     ValueError
-        As :func:`gaussian_mixture_posterior`, or if ``n_iter`` is not an integer ≥ 0 or
-        ``reg_covar`` is negative.
+        As :func:`gaussian_mixture_posterior`, or for a bad ``n_iter`` or ``reg_covar``.
     FloatingPointError
-        If a component collapses during the iterations: it receives no responsibility at
-        all, or its covariance stops being positive definite (the likelihood of a Gaussian
-        mixture is unbounded; ``reg_covar > 0`` prevents the second case).
+        If a component collapses (no responsibility, or a singular covariance).
     """
     X, means, covariances, weights, chol = _check_mixture(X, means, covariances, weights)
     check_int_at_least("n_iter", n_iter, 0)

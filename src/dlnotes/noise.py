@@ -97,8 +97,7 @@ def add_gaussian_noise(
     Raises
     ------
     ValueError
-        If ``std`` is negative or not finite, ``x`` is not a floating array or tensor, or
-        ``generator`` is of an unknown type.
+        For a negative ``std``, a non-floating ``x`` or an unknown kind of ``generator``.
     """
     check_nonnegative("std", std)
     is_tensor = isinstance(x, torch.Tensor)

@@ -182,9 +182,7 @@ class BatchNorm(nn.Module):
     Raises
     ------
     ValueError
-        For ``num_features`` < 1, ``eps`` ≤ 0, ``momentum`` outside [0, 1]; in ``forward``, for
-        an input that is not 2-D or 3-D, whose dimension 1 is not ``num_features``, that holds
-        NaN or infinity, or (in training mode) that has only one value per feature.
+        For a bad setting, or in training mode a batch with one value per feature.
     """
 
     def __init__(
@@ -261,8 +259,7 @@ class LayerNorm(nn.Module):
     Raises
     ------
     ValueError
-        For a size < 1 or ``eps`` ≤ 0; in ``forward``, for an input whose trailing dimensions
-        are not ``normalized_shape`` or that holds NaN or infinity.
+        For a bad setting, or an input that does not end in ``normalized_shape``.
     """
 
     def __init__(
@@ -485,8 +482,7 @@ def batch_statistics(
     Raises
     ------
     ValueError
-        If ``x`` is not 3-D, or ``mask`` is not boolean ``(B, T)`` with at least two true
-        entries.
+        If ``mask`` marks fewer than two real tokens, or for a wrong shape or dtype.
     """
     _check_padded(x, mask)
     tokens = x.reshape(-1, x.shape[2]) if mask is None else x[mask]

@@ -433,8 +433,7 @@ def kernel_logistic_objective(K: np.ndarray, y: np.ndarray, lam: float,
     Raises
     ------
     ValueError
-        For wrong shapes, non-finite values, a non-symmetric ``K``, labels other than ±1 or
-        ``lam`` ≤ 0.
+        For a non-symmetric ``K``, labels other than ±1, or a wrong shape or value.
     """
     K, y = _kernel_problem(K, y, lam)
     alpha = np.asarray(alpha, dtype=np.float64)
@@ -492,8 +491,7 @@ def kernel_logistic_regression(
     Raises
     ------
     ValueError
-        For wrong shapes, non-finite values, a non-symmetric ``K``, labels other than ±1,
-        ``lam`` ≤ 0, ``max_iter`` < 1 or ``tol`` ≤ 0.
+        For a non-symmetric ``K``, labels other than ±1, or a wrong shape or value.
 
     Warns
     -----

@@ -439,8 +439,7 @@ def sliding_window_max(values: Sequence[Any] | np.ndarray | torch.Tensor, k: int
     Raises
     ------
     ValueError
-        If ``k`` is not an integer in ``[1, len(values)]`` or ``values`` is not 1-D or holds
-        NaN or infinity.
+        If ``k`` is not an integer in ``[1, len(values)]`` or ``values`` is bad.
     """
     if isinstance(values, torch.Tensor | np.ndarray):
         check_ndim("values", values, 1)

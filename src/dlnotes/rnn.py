@@ -495,8 +495,7 @@ def train_on_adding(
     Raises
     ------
     ValueError
-        If the input size is not 2, the number of seeds differs from the number of replicas,
-        or an argument is out of range.
+        If the model does not read 2 inputs, or for a wrong number of seeds or value.
     """
     if model.input_size != 2:
         raise ValueError(f"model must read 2 inputs per replica, got {model.input_size}")

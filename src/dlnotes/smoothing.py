@@ -159,8 +159,7 @@ def smooth_targets(
     Raises
     ------
     ValueError
-        For ``eps`` outside [0, 1), ``num_classes`` < 2, an unknown convention, labels that
-        are not a 1-D integer tensor or lie outside ``[0, num_classes)``.
+        For labels outside ``[0, num_classes)``, or a bad ``eps`` or convention.
     """
     true, other = target_probabilities(eps, num_classes, convention)
     _check_labels(labels, num_classes)
@@ -176,6 +175,8 @@ def convert_eps(eps: float, num_classes: int, source: str = "uniform",
     ``source``.
 
     ``eps_others = eps_uniform * (k - 1) / k`` and ``eps_uniform = eps_others * k / (k - 1)``.
+    An ``"others"`` ε ≥ (k − 1)/k has no ``"uniform"`` equivalent: it gives the true class no
+    more than 1/k, which no uniform ε < 1 does.
 
     Parameters
     ----------
@@ -194,8 +195,7 @@ def convert_eps(eps: float, num_classes: int, source: str = "uniform",
     Raises
     ------
     ValueError
-        For bad arguments, or if the converted ε is not in [0, 1) (an ``"others"`` ε ≥
-        (k − 1)/k gives the true class no more than 1/k, which no uniform ε < 1 does).
+        If the converted ε is not in [0, 1), or for a bad argument.
     """
     _check_eps_k_convention(eps, num_classes, source)
     check_choice("target", target, CONVENTIONS)
@@ -242,8 +242,7 @@ def smoothed_cross_entropy(
     Raises
     ------
     ValueError
-        For wrong shapes or dtypes, non-finite logits, labels out of range, ``eps`` outside
-        [0, 1) or an unknown convention.
+        For labels out of range, or a wrong shape, dtype or setting.
     """
     num_classes = _check_scores("logits", logits, labels)
     q = smooth_targets(labels, num_classes, eps, convention, dtype=logits.dtype)
@@ -345,8 +344,7 @@ def logit_gap_descent(eps: float, steps: int, num_classes: int = 10, *, lr: floa
     Raises
     ------
     ValueError
-        For ``eps`` outside [0, 1), ``steps`` < 1, ``num_classes`` < 2, ``lr`` ≤ 0 or an
-        unknown convention.
+        If an argument is outside the range given above.
     """
     _check_eps_k_convention(eps, num_classes, convention)
     check_int_at_least("steps", steps, 1)
@@ -392,8 +390,7 @@ def corrupt_labels(labels: torch.Tensor, rate: float, num_classes: int, *,
     Raises
     ------
     ValueError
-        For ``rate`` outside [0, 1], ``num_classes`` < 2, labels that are not a 1-D integer
-        tensor in range, or a ``generator`` that is not a ``torch.Generator``.
+        For labels out of range, or a bad ``rate`` or ``generator``.
     """
     check_in_range("rate", rate, 0.0, 1.0, high_inclusive=True)
     check_int_at_least("num_classes", num_classes, 2)
@@ -491,9 +488,7 @@ def train_stacked_mlps(
     Raises
     ------
     ValueError
-        For models that differ in architecture or hold other parametrised layers, inputs or
-        targets of the wrong shape or with non-finite values, targets that are not
-        distributions, bad ``steps``, ``lr`` or ``weight_decay``, or record steps out of range.
+        For models that differ in architecture, targets that are not distributions, or a bad value.
     """
     linear = _stack_linear_layers(models)
     R = len(models)
@@ -597,8 +592,7 @@ def calibration_bins(probs: torch.Tensor, labels: torch.Tensor,
     Raises
     ------
     ValueError
-        For wrong shapes, probabilities outside [0, 1] or rows not summing to 1, labels out of
-        range or ``n_bins`` < 1.
+        For probability rows that are not distributions, labels out of range, or a bad ``n_bins``.
     """
     check_int_at_least("n_bins", n_bins, 1)
     _check_probs(probs, labels)
@@ -745,8 +739,7 @@ def reliability_diagram(
     Raises
     ------
     ValueError
-        If ``predictions`` is empty, ``colors`` has the wrong length, or as
-        :func:`calibration_bins`.
+        If ``colors`` does not hold one colour per model, or as :func:`calibration_bins`.
     """
     check_min_length("predictions", predictions, 1, "(probs, labels) pairs")
     if colors is not None:

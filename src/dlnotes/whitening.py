@@ -81,8 +81,7 @@ def fit_whitening(
     Raises
     ------
     ValueError
-        If ``X`` is not 2-D or not finite, if ``n <= d``, if ``k`` is not an integer in
-        ``[1, d]``, if ``rtol`` is not positive, or if a kept eigenvalue is numerically zero.
+        If ``n <= d`` or a kept eigenvalue is numerically zero, or for a bad argument.
     """
     X = as_float_array("X", X, 2)
     n, d = X.shape
@@ -260,8 +259,7 @@ def knn_distance(X: Any, k: int = 5, *, queries: Any = None, chunk: int = 1024) 
     Raises
     ------
     ValueError
-        If ``X`` is not 2-D or not finite, ``k`` or ``chunk`` is out of range, or ``queries``
-        holds an index outside ``[0, n)``.
+        If an argument is outside the range given above.
     """
     X = as_float_array("X", X, 2)
     n = X.shape[0]
@@ -308,8 +306,7 @@ def alignment(x: Any, y: Any, alpha: float = 2.0) -> float:
     Raises
     ------
     ValueError
-        If an input is not 2-D, empty, not finite, has an all-zero row, the shapes differ, or
-        ``alpha`` is not positive.
+        If a row is all zeros, or for a wrong shape or value.
     """
     x = as_float_array("x", x, 2, min_rows=1)
     y = as_float_array("y", y, 2)
@@ -350,8 +347,7 @@ def uniformity(x: Any, t: float = 2.0, *, chunk: int = 1024) -> float:
     Raises
     ------
     ValueError
-        If ``x`` is not 2-D, has fewer than two rows, non-finite values or an all-zero row, or
-        if ``t`` or ``chunk`` is out of range.
+        If a row is all zeros, or for a wrong shape or value.
     """
     x = as_float_array("x", x, 2, min_rows=2)
     n = x.shape[0]
@@ -502,8 +498,7 @@ def item_bootstrap_weights(i: Any, j: Any, n_boot: int, *, seed: int = 0) -> np.
     Raises
     ------
     ValueError
-        If ``i`` and ``j`` are not 1-D integer arrays of the same length, or ``n_boot`` or
-        ``seed`` is out of range.
+        If an argument is outside the range given above.
     """
     i, j = np.asarray(i), np.asarray(j)
     check_integer_array("i", i, 1)

@@ -165,8 +165,7 @@ def shifted_pmi(counts: Any, k: float = 1.0) -> np.ndarray:
     Raises
     ------
     ValueError
-        If ``counts`` is not 2-D, has a negative or non-finite entry or sums to 0, or
-        ``k`` <= 0.
+        If ``counts`` sums to 0, or for a wrong shape or value.
     """
     counts = as_float_array("counts", counts, 2)
     check_values_in("counts", counts, 0.0)
