@@ -155,6 +155,17 @@ class _Normalize(torch.autograd.Function):
         return inv_std * (centred_grad - x_hat * along_x_hat), None, None
 
 
+def _affine_parameters(module: nn.Module, shape: tuple[int, ...], affine: bool) -> None:
+    """Give ``module`` a learnable scale ``weight`` (ones) and shift ``bias`` (zeros) of
+    ``shape``, or register both as ``None`` (no affine step)."""
+    if affine:
+        module.weight = nn.Parameter(torch.ones(shape))
+        module.bias = nn.Parameter(torch.zeros(shape))
+    else:
+        module.register_parameter("weight", None)
+        module.register_parameter("bias", None)
+
+
 class BatchNorm(nn.Module):
     r"""Batch normalisation of ``(N, C)`` or ``(N, C, L)`` inputs, as ``torch.nn.BatchNorm1d``.
 
@@ -196,12 +207,7 @@ class BatchNorm(nn.Module):
         self.eps = float(eps)
         self.momentum = float(momentum)
         self.affine = bool(affine)
-        if self.affine:
-            self.weight = nn.Parameter(torch.ones(self.num_features))
-            self.bias = nn.Parameter(torch.zeros(self.num_features))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, (self.num_features,), self.affine)
         self.register_buffer("running_mean", torch.zeros(self.num_features))
         self.register_buffer("running_var", torch.ones(self.num_features))
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
@@ -278,12 +284,7 @@ class LayerNorm(nn.Module):
         self.normalized_shape = tuple(int(s) for s in shape)
         self.eps = float(eps)
         self.elementwise_affine = bool(elementwise_affine)
-        if self.elementwise_affine:
-            self.weight = nn.Parameter(torch.ones(self.normalized_shape))
-            self.bias = nn.Parameter(torch.zeros(self.normalized_shape))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, self.normalized_shape, self.elementwise_affine)
 
     def extra_repr(self) -> str:
         return (f"{self.normalized_shape}, eps={self.eps}, "
