@@ -3,6 +3,7 @@ the environment holds those versions; the package's modules import across the bo
 style guide draws (shared modules import no chapter module; ``import dlnotes`` stays light)."""
 
 import ast
+import functools
 import importlib.metadata as md
 import re
 import subprocess
@@ -72,6 +73,7 @@ PACKAGE = Path(dlnotes.__file__).parent
 USED_IN = re.compile(r"[Uu]sed in\s+chapters?\s+\d")
 
 
+@functools.cache
 def module_docstrings() -> dict[str, str]:
     return {p.stem: ast.get_docstring(ast.parse(p.read_text(encoding="utf-8"))) or ""
             for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
