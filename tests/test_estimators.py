@@ -252,31 +252,36 @@ def test_fit_full_batch_minimises_a_quadratic_and_records_every_step():
 
 
 @pytest.mark.parametrize(
-    "call",
+    ("call", "argument"),
     [
-        lambda: gumbel_max(LOGITS, 0),
-        lambda: gumbel_max(torch.tensor([1.0, float("nan")]), 3),
-        lambda: gumbel_max(torch.zeros(2, 2, 2), 3),
-        lambda: gumbel_max(torch.tensor([1, 2]), 3),
-        lambda: gumbel_softmax(LOGITS, 0.0),
-        lambda: gumbel_softmax(LOGITS, -1.0),
-        lambda: gumbel_softmax(LOGITS, float("inf")),
-        lambda: score_function_gradient(VALUES[:3], LOGITS, 5),
-        lambda: score_function_gradient(VALUES, LOGITS, 5, baseline=float("nan")),
-        lambda: gaussian_gradient_samples(torch.sin, 0.0, 0.0, 5, estimator="score"),
-        lambda: gaussian_gradient_samples(torch.sin, 0.0, 1.0, 5, estimator="pathwise"),
-        lambda: categorical_gradient_samples(VALUES, LOGITS, 5, estimator="score", tau=0.0),
-        lambda: categorical_gradient_samples(VALUES, LOGITS.expand(2, -1), 5,
-                                             estimator="score"),
-        lambda: vae_objective(BernoulliVAE(6, 2, 5), torch.ones(1, 6), estimator="score"),
-        lambda: vae_objective(BernoulliVAE(6, 2, 5), torch.ones(3, 6), estimator="exact"),
-        lambda: fit_full_batch(nn.Linear(1, 1), lambda m: m.weight.sum(), steps=0, lr=0.1),
+        (lambda: gumbel_max(LOGITS, 0), "num_samples"),
+        (lambda: gumbel_max(torch.tensor([1.0, float("nan")]), 3), "logits must contain only"),
+        (lambda: gumbel_max(torch.zeros(2, 2, 2), 3), "logits must have 1 or 2"),
+        (lambda: gumbel_max(torch.tensor([1, 2]), 3), "logits must be a floating-point"),
+        (lambda: gumbel_softmax(LOGITS, 0.0), "tau"),
+        (lambda: gumbel_softmax(LOGITS, -1.0), "tau"),
+        (lambda: gumbel_softmax(LOGITS, float("inf")), "tau"),
+        (lambda: score_function_gradient(VALUES[:3], LOGITS, 5), "values and logits"),
+        (lambda: score_function_gradient(VALUES, LOGITS, 5, baseline=float("nan")), "baseline"),
+        (lambda: gaussian_gradient_samples(torch.sin, 0.0, 0.0, 5, estimator="score"), "sigma"),
+        (lambda: gaussian_gradient_samples(torch.sin, 0.0, 1.0, 5, estimator="pathwise"),
+         "estimator"),
+        (lambda: categorical_gradient_samples(VALUES, LOGITS, 5, estimator="score", tau=0.0),
+         "tau"),
+        (lambda: categorical_gradient_samples(VALUES, LOGITS.expand(2, -1), 5,
+                                              estimator="score"), "logits must have 1"),
+        (lambda: vae_objective(BernoulliVAE(6, 2, 5), torch.ones(1, 6), estimator="score"),
+         "x must hold at least 2 rows"),
+        (lambda: vae_objective(BernoulliVAE(6, 2, 5), torch.ones(3, 6), estimator="exact"),
+         "estimator"),
+        (lambda: fit_full_batch(nn.Linear(1, 1), lambda m: m.weight.sum(), steps=0, lr=0.1),
+         "steps"),
     ],
     ids=["no-samples", "nan-logits", "3d-logits", "integer-logits", "zero-tau", "negative-tau",
          "infinite-tau", "shape-mismatch", "nan-baseline", "zero-sigma", "unknown-estimator",
          "categorical-zero-tau", "categorical-batch", "vae-one-row", "vae-unknown-estimator",
          "zero-steps"],
 )
-def test_bad_input_raises_value_error(call):
-    with pytest.raises(ValueError):
+def test_bad_input_raises_value_error_naming_the_argument(call, argument):
+    with pytest.raises(ValueError, match=argument):
         call()
