@@ -10,7 +10,6 @@ from dlnotes.training import (
     first_epoch_reaching,
     fit,
     fit_replicas,
-    loss_objective,
     minibatches,
     mlp,
     permute_hidden_units,
@@ -94,15 +93,6 @@ def test_train_classifier_minimises_the_objective_and_records_its_second_value()
     assert calls == [16] * 12
     assert after < before and penalty_after < penalty_before  # the objective was minimised
     assert max(hist["train_loss"]) < 2.0  # the recorded value excludes the large penalty
-
-
-def test_loss_objective_is_the_default_cross_entropy():
-    X, y = torch.randn(32, 3), torch.randint(0, 2, (32,))
-    a, b = mlp([3, 2], seed=1), mlp([3, 2], seed=1)
-    default = train_classifier(a, X, y, epochs=2, lr=0.1, seed=3)
-    wrapped = train_classifier(b, X, y, epochs=2, lr=0.1, seed=3,
-                               objective=loss_objective(F.cross_entropy))
-    assert default["train_loss"] == wrapped["train_loss"]
 
 
 def test_train_classifier_rejects_mismatched_rows():
