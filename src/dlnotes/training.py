@@ -314,15 +314,21 @@ def fit(
         total_loss += float(recorded.detach()) * rows
         count += rows
         if step % every == 0 or step == total:
-            values = {"loss": total_loss / count}
-            if callback is not None:
-                model.eval()
-                with torch.no_grad():
-                    values |= dict(callback(model, step) or {})
-                model.train()
-            history.record(step, values)
+            _take_record(history, step, total_loss / count, callback, model, model)
             total_loss, count = 0.0, 0
     return history
+
+
+def _take_record(history: History, step: int, mean_loss, callback, module: nn.Module,
+                 handle) -> None:
+    """Record the mean loss and the callback's metrics (``module`` in eval mode, no grad)."""
+    values = {"loss": mean_loss}
+    if callback is not None:
+        module.eval()
+        with torch.no_grad():
+            values |= dict(callback(handle, step) or {})
+        module.train()
+    history.record(step, values)
 
 
 def _record_every(record_every, epochs, total, batch_size, n) -> int:
@@ -550,13 +556,7 @@ def fit_replicas(
         total_loss += losses[:, 1].detach().double() * rows
         count += rows
         if step % every == 0 or step == total:
-            values = {"loss": total_loss / count}
-            if callback is not None:
-                base.eval()
-                with torch.no_grad():
-                    values |= dict(callback(model_fn, step) or {})
-                base.train()
-            history.record(step, values)
+            _take_record(history, step, total_loss / count, callback, base, model_fn)
             total_loss, count = torch.zeros(R, dtype=torch.float64), 0
     _write_back(models, params, buffers)
     return history
