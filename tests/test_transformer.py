@@ -13,11 +13,13 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from dlnotes.training import fit, fit_replicas
 from dlnotes.transformer import (
     NORMS,
     Encoder,
     EncoderLayer,
     SelfAttention,
+    SentenceEncoder,
     SequenceBatchNorm,
     SequenceClassifier,
     TokenPredictor,
@@ -128,6 +130,15 @@ def test_allowed_restricts_attention_and_a_query_with_no_key_outputs_the_bias():
     keys = allowed[0].nonzero().flatten()
     scores = (q[:, :1, head] @ k[:, keys, head].transpose(-2, -1)).squeeze(1) / math.sqrt(D // H)
     assert _max_diff(weights[:, 0, 0, keys], scores.softmax(-1)) < 1e-14
+    # one (T, T) pattern per sequence equals each sequence run alone with its own pattern
+    per_sequence = torch.stack([allowed, ~allowed | torch.eye(5, dtype=torch.bool)])
+    with torch.no_grad():
+        both = layer(x, per_sequence[:, None])[0]
+        for b in range(2):
+            assert _max_diff(both[b], layer(x[b:b + 1], per_sequence[b])[0][0]) < 1e-15
+    encoder_layer = EncoderLayer(D, H, FF).double()
+    out_layer = encoder_layer(x, allowed=per_sequence)
+    assert _max_diff(out_layer[1], encoder_layer(x[1:], allowed=per_sequence[1])[0]) < 1e-14
 
 
 # --- padded positions ---------------------------------------------------------------------------
@@ -294,6 +305,7 @@ def test_classifier_pools_real_tokens_and_token_predictor_ties_weights():
     assert sum(p.numel() for p in tied.parameters()) == n_encoder + 12
     untied = TokenPredictor(encoder, tie_weights=False)
     assert sum(p.numel() for p in untied.parameters()) == n_encoder + 12 * D + 12
+    assert _max_diff(SentenceEncoder(encoder)(tokens), pooled) < 1e-15
     logits.sum().backward()  # the tied matrix gets gradient from both ends
     assert float(encoder.token_embedding.weight.grad[5:].abs().sum()) > 0
 
@@ -496,3 +508,60 @@ def test_dropout_acts_in_training_only_and_vmaps_with_different_masks_per_replic
     out = vmap(lambda p, b: functional_call(base, (p, b), (tokens,)),
                randomness="different")(params, buffers)
     assert _max_diff(out[0], out[1]) > 1e-3
+
+
+def test_a_seed_fixes_the_initial_weights_and_leaves_the_global_generator_alone():
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a = SequenceClassifier(Encoder(10, 16, 2, 24, 2, max_len=T, seed=5), 2, seed=5)
+    assert torch.equal(torch.rand(1), before)
+    b = SequenceClassifier(Encoder(10, 16, 2, 24, 2, max_len=T, seed=5), 2, seed=5)
+    c = Encoder(10, 16, 2, 24, 2, max_len=T, seed=6)
+    for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q), name
+    assert not torch.equal(a.encoder.token_embedding.weight, c.token_embedding.weight)
+
+
+def _classification_loss(model, tokens, mask, labels):
+    return F.cross_entropy(model(tokens, mask), labels)
+
+
+@pytest.mark.parametrize("norm", NORMS)
+def test_fit_replicas_trains_stacked_classifiers_as_separate_fits_running_statistics_included(
+    norm
+):
+    def build(seed):
+        return SequenceClassifier(Encoder(10, 16, 2, 24, 1, max_len=T, norm=norm,
+                                          padding_idx=0, seed=seed), 2, seed=seed).double()
+
+    def draw(generator):
+        return sequence_task("sorted", 16, vocab_size=10, min_len=2, max_len=T,
+                             generator=generator)
+
+    stacked, separate = [build(s) for s in (0, 1)], [build(s) for s in (0, 1)]
+    fit_replicas(stacked, _classification_loss, draw, steps=4, optimizer="adam", lr=1e-2,
+                 generators=[torch.Generator().manual_seed(s) for s in (7, 8)])
+    for model, seed in zip(separate, (7, 8), strict=True):
+        fit(model, _classification_loss, draw, steps=4, optimizer="adam", lr=1e-2,
+            generator=torch.Generator().manual_seed(seed))
+    for a, b in zip(stacked, separate, strict=True):
+        for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+            assert _max_diff(x.double(), y.double()) < 1e-10, name
+        # the padding embedding stays 0 in every replica (vmap's embedding rule alone would
+        # train it from the second replica on when padding reaches the loss, as with "batch")
+        assert float(a.encoder.token_embedding.weight[0].detach().abs().max()) == 0.0
+
+
+def test_a_one_layer_classifier_learns_the_majority_task_in_forty_steps():
+    model = SequenceClassifier(Encoder(3, 16, 2, 32, 1, max_len=11, padding_idx=0, seed=0), 2,
+                               seed=0).double()
+    history = fit(model, _classification_loss,
+                  lambda g: sequence_task("majority", 32, vocab_size=3, min_len=1, max_len=11,
+                                          generator=g),
+                  steps=40, optimizer="adam", lr=1e-2, generator=torch.Generator().manual_seed(0))
+    tokens, mask, labels = sequence_task("majority", 500, vocab_size=3, min_len=1, max_len=11,
+                                         generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        accuracy = float((model.eval()(tokens, mask).argmax(-1) == labels).double().mean())
+    assert accuracy > 0.9 and history.loss[-1] < 0.5

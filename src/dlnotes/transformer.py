@@ -11,11 +11,13 @@ normalisation over the tokens of the batch, counting the padding (``"batch"``, t
 or not (``"masked_batch"``): chapter 6 compares the three.
 
 :class:`Encoder` adds token and position embeddings and stacks the layers;
-:class:`SequenceClassifier` (masked mean pooling and a linear head) and
-:class:`TokenPredictor` (per-token vocabulary logits, optionally tied to the token embedding,
-for a masked language model) sit on top of it. :func:`sequence_task` generates the tiny
-variable-length classification tasks the book trains in seconds, and :func:`mask_tokens` the
-inputs and targets of a masked language model.
+:class:`SentenceEncoder` (masked mean pooling: one vector per sequence),
+:class:`SequenceClassifier` (the same and a linear head) and :class:`TokenPredictor`
+(per-token vocabulary logits, optionally tied to the token embedding, for a masked language
+model) sit on top of it. Their ``forward(tokens, padding_mask=None, *, causal=False)`` takes
+the mask positionally, as :func:`dlnotes.training.fit_replicas`'s callbacks call models.
+:func:`sequence_task` generates the tiny variable-length classification tasks the book trains
+in seconds, and :func:`mask_tokens` the inputs and targets of a masked language model.
 
 Conventions shared by everything here:
 
@@ -45,6 +47,8 @@ Conventions shared by everything here:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import torch
@@ -66,6 +70,7 @@ __all__ = [
     "EncoderLayer",
     "Encoder",
     "EncoderTrace",
+    "SentenceEncoder",
     "SequenceClassifier",
     "TokenPredictor",
     "masked_mean",
@@ -79,20 +84,32 @@ _ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 _TASKS = ("majority", "repeat", "sorted")
 
 
+@contextmanager
+def _seeded(seed: int | None) -> Iterator[None]:
+    """Draw initial weights from a generator seeded with ``seed``; the global state is kept."""
+    if seed is None:
+        yield
+        return
+    check_int_at_least("seed", seed, 0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
 def _concrete(t: torch.Tensor) -> bool:
     """True unless ``t`` is wrapped by a ``torch.func`` transform (vmap, grad): values readable."""
     return not torch._C._functorch.is_functorch_wrapped_tensor(t)
 
 
-def _check_hidden(x: object, d_model: int) -> torch.Tensor:
-    check_ndim("x", x, 3)
+def _check_hidden(x: object, d_model: int | None, name: str = "x") -> None:
+    check_ndim(name, x, 3)
     if not x.is_floating_point():
-        raise ValueError(f"x must have a floating dtype, got {x.dtype}")
-    if x.shape[-1] != d_model:
-        raise ValueError(f"x must have shape (B, T, d_model={d_model}), got {tuple(x.shape)}")
+        raise ValueError(f"{name} must have a floating dtype, got {x.dtype}")
+    if d_model is not None and x.shape[-1] != d_model:
+        raise ValueError(f"{name} must have shape (B, T, d_model={d_model}), got "
+                         f"{tuple(x.shape)}")
     if x.shape[1] < 1:
-        raise ValueError(f"x must have at least one position, got shape {tuple(x.shape)}")
-    return x
+        raise ValueError(f"{name} must have at least one position, got shape {tuple(x.shape)}")
 
 
 def _check_padding_mask(padding_mask: object, batch_shape: tuple[int, int]) -> None:
@@ -167,7 +184,7 @@ def masked_mean(h: torch.Tensor, padding_mask: torch.Tensor | None = None) -> to
     ValueError
         If ``h`` is not a 3-D floating tensor or ``padding_mask`` is malformed.
     """
-    _check_hidden(h, h.shape[-1] if isinstance(h, torch.Tensor) else 0)
+    _check_hidden(h, None, "h")
     _check_padding_mask(padding_mask, tuple(h.shape[:2]))
     if padding_mask is None:
         return h.mean(dim=1)
@@ -212,9 +229,7 @@ class SequenceBatchNorm(nn.Module):
     Raises
     ------
     ValueError
-        For ``num_features`` < 1, ``eps`` ≤ 0 or ``momentum`` outside [0, 1]; in ``forward``,
-        for a malformed input or mask, or (training mode, outside ``vmap``) fewer than two
-        positions in :math:`S`.
+        For an argument out of range or malformed, or fewer than two positions in :math:`S`.
     """
 
     def __init__(
@@ -294,8 +309,7 @@ class SelfAttention(nn.Module):
     Raises
     ------
     ValueError
-        If a size is < 1, ``d_model`` is not divisible by ``n_heads`` or ``dropout`` is
-        outside [0, 1).
+        If a size is < 1, ``d_model % n_heads != 0`` or ``dropout`` is outside [0, 1).
     """
 
     def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0) -> None:
@@ -382,8 +396,7 @@ class EncoderLayer(nn.Module):
     Raises
     ------
     ValueError
-        If a size is < 1, ``d_model`` is not divisible by ``n_heads``, or ``norm``,
-        ``dropout`` or ``activation`` is not allowed; in ``forward``, for malformed inputs.
+        For an argument out of range, ``d_model % n_heads != 0``, or a malformed input.
     """
 
     def __init__(
@@ -550,14 +563,15 @@ class Encoder(nn.Module):
         mask is ``tokens == padding_idx``.
     positions
         ``"learned"`` (default) or ``"sinusoidal"``.
+    seed
+        If given, the initial weights come from a generator seeded with it (the global torch
+        state is left untouched), so ``Encoder(..., seed=s)`` is the same network wherever it
+        is built; ``None`` draws from the global generator.
 
     Raises
     ------
     ValueError
-        For a size < 1, a ``padding_idx`` outside ``[0, vocab_size)``, an unknown ``norm``,
-        ``activation`` or ``positions``, or ``dropout`` outside [0, 1); in ``forward``, for
-        tokens that are not an integer ``(B, T)`` tensor with ``T <= max_len`` and ids in
-        range, or a malformed mask.
+        For an argument out of range, or tokens or a mask of the wrong shape, type or range.
     """
 
     def __init__(
@@ -575,6 +589,7 @@ class Encoder(nn.Module):
         activation: str = "relu",
         padding_idx: int | None = None,
         positions: str = "learned",
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         check_int_at_least("vocab_size", vocab_size, 1)
@@ -589,16 +604,17 @@ class Encoder(nn.Module):
                                  f"{padding_idx}")
         self.vocab_size, self.d_model, self.max_len = int(vocab_size), int(d_model), int(max_len)
         self.padding_idx, self.positions, self.norm = padding_idx, positions, norm
-        self.token_embedding = nn.Embedding(vocab_size, d_model, padding_idx=padding_idx)
-        if positions == "learned":
-            self.position_embedding = nn.Embedding(max_len, d_model)
-        self.embedding_dropout = nn.Dropout(dropout)
-        self.layers = nn.ModuleList(
-            EncoderLayer(d_model, n_heads, d_ff, norm=norm, norm_first=norm_first,
-                         dropout=dropout, activation=activation)
-            for _ in range(n_layers)
-        )
-        self.final_norm = _make_norm(norm, d_model) if norm_first else None
+        with _seeded(seed):
+            self.token_embedding = nn.Embedding(vocab_size, d_model, padding_idx=padding_idx)
+            if positions == "learned":
+                self.position_embedding = nn.Embedding(max_len, d_model)
+            self.embedding_dropout = nn.Dropout(dropout)
+            self.layers = nn.ModuleList(
+                EncoderLayer(d_model, n_heads, d_ff, norm=norm, norm_first=norm_first,
+                             dropout=dropout, activation=activation)
+                for _ in range(n_layers)
+            )
+            self.final_norm = _make_norm(norm, d_model) if norm_first else None
 
     def extra_repr(self) -> str:
         return (f"vocab_size={self.vocab_size}, max_len={self.max_len}, "
@@ -618,6 +634,14 @@ class Encoder(nn.Module):
         self._check_tokens(tokens)
         t = tokens.shape[1]
         embedded = self.token_embedding(tokens)
+        if self.padding_idx is not None:
+            # The padding row is 0 and must get no gradient. nn.Embedding's padding_idx alone
+            # does not ensure it under vmap with stacked weights *and* batched tokens (as in
+            # fit_replicas): its batching rule shifts replica r's ids by r·vocab_size but not
+            # padding_idx, so from the second replica on the padding row is trained (seen in
+            # torch 2.13 with norm="batch", where padded positions reach the loss). Zeroing
+            # the looked-up vectors blocks that gradient in every replica.
+            embedded = embedded.masked_fill((tokens == self.padding_idx)[..., None], 0.0)
         if self.positions == "learned":
             pos = self.position_embedding.weight[:t]
         else:
@@ -627,21 +651,21 @@ class Encoder(nn.Module):
     def forward(
         self,
         tokens: torch.Tensor,
-        *,
         padding_mask: torch.Tensor | None = None,
+        *,
         causal: bool = False,
         allowed: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Hidden states ``(B, T, d_model)`` of ``tokens`` ``(B, T)`` after the last layer
         (and the final normalisation of a pre-norm stack)."""
-        return self.trace(tokens, padding_mask=padding_mask, causal=causal, allowed=allowed,
+        return self.trace(tokens, padding_mask, causal=causal, allowed=allowed,
                           record=False).output
 
     def trace(
         self,
         tokens: torch.Tensor,
-        *,
         padding_mask: torch.Tensor | None = None,
+        *,
         causal: bool = False,
         allowed: torch.Tensor | None = None,
         record: bool = True,
@@ -673,11 +697,45 @@ class Encoder(nn.Module):
                              f"from {int(tokens.min())} to {int(tokens.max())}")
 
 
+def _check_encoder(encoder: object) -> None:
+    if not isinstance(encoder, Encoder):
+        raise ValueError(f"encoder must be a dlnotes.transformer.Encoder, got "
+                         f"{type(encoder).__name__}")
+
+
+class SentenceEncoder(nn.Module):
+    r"""An :class:`Encoder` whose output is one vector per sequence: the masked mean.
+
+    :math:`\bar h_b` of :func:`masked_mean` over the encoder's outputs, shape ``(B, d_model)``;
+    the sentence vector of a SimCSE-style contrastive encoder. Its parameters are the
+    encoder's (``encoder.*``, the same names as in :class:`SequenceClassifier` and
+    :class:`TokenPredictor`), so a pre-trained encoder's state loads with
+    ``load_state_dict(..., strict=False)`` or by passing the same :class:`Encoder`.
+
+    Raises
+    ------
+    ValueError
+        If ``encoder`` is not an :class:`Encoder`.
+    """
+
+    def __init__(self, encoder: Encoder) -> None:
+        super().__init__()
+        _check_encoder(encoder)
+        self.encoder = encoder
+
+    def forward(self, tokens: torch.Tensor, padding_mask: torch.Tensor | None = None,
+                *, causal: bool = False) -> torch.Tensor:
+        """Sentence vectors ``(B, d_model)`` of ``tokens`` ``(B, T)``."""
+        padding_mask = self.encoder.padding_mask_of(tokens, padding_mask)
+        h = self.encoder(tokens, padding_mask, causal=causal)
+        return masked_mean(h, padding_mask)
+
+
 class SequenceClassifier(nn.Module):
     r"""An :class:`Encoder`, masked mean pooling (:func:`masked_mean`) and a linear head.
 
-    ``logits = W \bar h + b`` with :math:`\bar h` the mean of the encoder's outputs over the
-    real tokens.
+    :math:`\mathrm{logits} = W \bar h + b`, with :math:`\bar h` the mean of the encoder's
+    outputs over the real tokens.
 
     Parameters
     ----------
@@ -685,28 +743,28 @@ class SequenceClassifier(nn.Module):
         The :class:`Encoder` (its parameters become this model's ``encoder.*``).
     n_classes
         Number of classes (≥ 2).
+    seed
+        If given, the head's initial weights come from a generator seeded with it.
 
     Raises
     ------
     ValueError
-        If ``encoder`` is not an :class:`Encoder` or ``n_classes`` < 2.
+        If ``encoder`` is not an :class:`Encoder`, ``n_classes`` < 2 or ``seed`` < 0.
     """
 
-    def __init__(self, encoder: Encoder, n_classes: int) -> None:
+    def __init__(self, encoder: Encoder, n_classes: int, *, seed: int | None = None) -> None:
         super().__init__()
-        if not isinstance(encoder, Encoder):
-            raise ValueError(f"encoder must be a dlnotes.transformer.Encoder, got "
-                             f"{type(encoder).__name__}")
+        _check_encoder(encoder)
         check_int_at_least("n_classes", n_classes, 2)
         self.encoder = encoder
-        self.head = nn.Linear(encoder.d_model, n_classes)
+        with _seeded(seed):
+            self.head = nn.Linear(encoder.d_model, n_classes)
 
     def pooled(self, tokens: torch.Tensor, padding_mask: torch.Tensor | None = None,
                *, causal: bool = False) -> torch.Tensor:
         """Sentence vectors ``(B, d_model)``: the encoder's outputs averaged over real tokens."""
         padding_mask = self.encoder.padding_mask_of(tokens, padding_mask)
-        h = self.encoder(tokens, padding_mask=padding_mask, causal=causal)
-        return masked_mean(h, padding_mask)
+        return masked_mean(self.encoder(tokens, padding_mask, causal=causal), padding_mask)
 
     def forward(self, tokens: torch.Tensor, padding_mask: torch.Tensor | None = None,
                 *, causal: bool = False) -> torch.Tensor:
@@ -717,10 +775,10 @@ class SequenceClassifier(nn.Module):
 class TokenPredictor(nn.Module):
     r"""An :class:`Encoder` and a per-token vocabulary head: masked (or causal) language model.
 
-    ``logits[b, t] = W h_{bt} + c``, shape ``(B, T, vocab_size)``. With ``tie_weights=True``
-    :math:`W` is the encoder's token embedding matrix :math:`E_{tok}` itself (Press & Wolf,
-    2017; BERT does the same), so the head adds only the bias ``c``; otherwise it is a separate
-    ``Linear(d_model, vocab_size)``.
+    :math:`\mathrm{logits}_{bt} = W h_{bt} + c`, shape ``(B, T, vocab_size)``. With
+    ``tie_weights=True`` :math:`W` is the encoder's token embedding matrix :math:`E_{tok}`
+    itself (Press & Wolf, 2017; BERT does the same), so the head adds only the bias ``c``;
+    otherwise it is a separate ``Linear(d_model, vocab_size)``.
 
     Parameters
     ----------
@@ -728,29 +786,31 @@ class TokenPredictor(nn.Module):
         The :class:`Encoder`.
     tie_weights
         Whether the output matrix is the token embedding.
+    seed
+        If given, the head's initial weights come from a generator seeded with it.
 
     Raises
     ------
     ValueError
-        If ``encoder`` is not an :class:`Encoder`.
+        If ``encoder`` is not an :class:`Encoder` or ``seed`` < 0.
     """
 
-    def __init__(self, encoder: Encoder, *, tie_weights: bool = True) -> None:
+    def __init__(self, encoder: Encoder, *, tie_weights: bool = True,
+                 seed: int | None = None) -> None:
         super().__init__()
-        if not isinstance(encoder, Encoder):
-            raise ValueError(f"encoder must be a dlnotes.transformer.Encoder, got "
-                             f"{type(encoder).__name__}")
+        _check_encoder(encoder)
         self.encoder = encoder
         self.tie_weights = bool(tie_weights)
         if self.tie_weights:
             self.output_bias = nn.Parameter(torch.zeros(encoder.vocab_size))
         else:
-            self.output = nn.Linear(encoder.d_model, encoder.vocab_size)
+            with _seeded(seed):
+                self.output = nn.Linear(encoder.d_model, encoder.vocab_size)
 
     def forward(self, tokens: torch.Tensor, padding_mask: torch.Tensor | None = None,
                 *, causal: bool = False) -> torch.Tensor:
         """Vocabulary logits ``(B, T, vocab_size)`` at every position of ``tokens``."""
-        h = self.encoder(tokens, padding_mask=padding_mask, causal=causal)
+        h = self.encoder(tokens, padding_mask, causal=causal)
         if self.tie_weights:
             # the embedding matrix is used directly: no second parameter to keep tied
             return F.linear(h, self.encoder.token_embedding.weight, self.output_bias)
@@ -822,8 +882,7 @@ def sequence_task(
     Raises
     ------
     ValueError
-        For an unknown ``task``, ``n`` < 1, lengths or ``vocab_size`` outside the ranges
-        above, or ``pad_id`` ≠ 0.
+        For an unknown ``task`` or a size, length or id outside the ranges above.
     """
     check_choice("task", task, _TASKS)
     check_int_at_least("n", n, 1)
@@ -917,8 +976,7 @@ def mask_tokens(
     Raises
     ------
     ValueError
-        For malformed ``tokens`` or ``padding_mask``, ids out of their ranges, or ``rate``
-        outside (0, 1].
+        For malformed ``tokens`` or ``padding_mask``, or an id or ``rate`` out of range.
     """
     check_ndim("tokens", tokens, 2)
     _check_padding_mask(padding_mask, tuple(tokens.shape))
