@@ -456,6 +456,8 @@ _gen = torch.Generator()
         (lambda: Encoder(10, 8, 2, 16, 1, max_len=0), "max_len"),
         (lambda: Encoder(10, 8, 2, 16, 1, max_len=5, padding_idx=10), "padding_idx"),
         (lambda: Encoder(10, 8, 2, 16, 1, max_len=5, positions="rotary"), "positions"),
+        (lambda: Encoder(10, 8, 2, 16, 1, max_len=5, embedding_std=0.0), "embedding_std"),
+        (lambda: Encoder(10, 8, 2, 16, 1, max_len=5, seed=-1), "seed"),
         (lambda: _encoder(torch.zeros(2, 6, dtype=torch.long)), "max_len"),
         (lambda: _encoder(torch.full((2, 3), 10)), "tokens"),
         (lambda: _encoder(torch.zeros(2, 3)), "tokens"),
@@ -567,3 +569,13 @@ def test_a_one_layer_classifier_learns_the_majority_task_in_forty_steps():
     with torch.no_grad():
         accuracy = float((model.eval()(tokens, mask).argmax(-1) == labels).double().mean())
     assert accuracy > 0.9 and history.loss[-1] < 0.5
+
+
+def test_embedding_std_scales_the_initial_embeddings_only():
+    plain = Encoder(10, 16, 2, 24, 1, max_len=T, padding_idx=0, seed=3)
+    scaled = Encoder(10, 16, 2, 24, 1, max_len=T, padding_idx=0, seed=3, embedding_std=0.25)
+    for (name, p), q in zip(plain.named_parameters(), scaled.parameters(), strict=True):
+        factor = 0.25 if "embedding" in name else 1.0
+        assert torch.equal(q, factor * p), name
+    sample = Encoder(50, 64, 2, 8, 1, max_len=50, seed=0, embedding_std=0.125)
+    assert abs(float(sample.token_embedding.weight.detach().std()) - 0.125) < 0.01

@@ -41,7 +41,10 @@ Conventions shared by everything here:
   :func:`dlnotes.training.fit_replicas` uses it, in train mode too: the batch-norm running
   statistics are updated in place, so they must be stacked with the parameters (as
   ``stack_module_state`` does). Checks that need tensor *values* (token range, a sequence
-  with no real token) run only outside such transforms; shape checks run always.
+  with no real token) run only outside such transforms; shape checks run always. Dropout
+  (``dropout > 0``, training mode) draws random numbers, so it needs vmap's
+  ``randomness="different"`` (independent masks per replica) or ``"same"``; with
+  ``dropout=0`` no random number is drawn.
 """
 
 from __future__ import annotations
@@ -540,10 +543,10 @@ class Encoder(nn.Module):
     The input of the first layer is :math:`E_{tok}[x_t] + P_t` for token :math:`x_t` at
     position :math:`t` (no scaling by :math:`\sqrt d`), then dropout. Position embeddings
     :math:`P` are learned (``positions="learned"``: an ``nn.Embedding(max_len, d_model)``,
-    drawn like the token embedding from N(0, 1)) or the fixed sinusoids of Vaswani et al.
-    (2017), :math:`P_{t,2i} = \sin(t/10000^{2i/d})`, :math:`P_{t,2i+1} = \cos(t/10000^{2i/d})`
-    (``"sinusoidal"``, :func:`sinusoidal_positions`, computed in the embedding's dtype, not
-    trained). A pre-norm stack ends with a final
+    drawn like the token embedding from N(0, ``embedding_std``²)) or the fixed sinusoids of
+    Vaswani et al. (2017), :math:`P_{t,2i} = \sin(t/10000^{2i/d})`,
+    :math:`P_{t,2i+1} = \cos(t/10000^{2i/d})` (``"sinusoidal"``, :func:`sinusoidal_positions`,
+    computed in the embedding's dtype, not trained). A pre-norm stack ends with a final
     normalisation of the same kind (``final_norm``), as pre-norm Transformers do; a post-norm
     stack's last layer already ends with one.
 
@@ -559,10 +562,15 @@ class Encoder(nn.Module):
         Longest sequence accepted (≥ 1).
     padding_idx
         Id of the padding token, or ``None``. Its embedding is 0 and receives no gradient
-        (``nn.Embedding``'s ``padding_idx``); when ``forward`` gets no ``padding_mask``, the
-        mask is ``tokens == padding_idx``.
+        (also under ``vmap``), so a padded position's input is its position embedding alone;
+        when ``forward`` gets no ``padding_mask``, the mask is ``tokens == padding_idx``.
     positions
         ``"learned"`` (default) or ``"sinusoidal"``.
+    embedding_std
+        Standard deviation (> 0) of the initial token (and learned position) embeddings;
+        1 is ``nn.Embedding``'s default. With a tied output head (:class:`TokenPredictor`) the
+        initial logits have a standard deviation of about ``embedding_std·sqrt(d_model)``, so
+        ``d_model ** -0.5`` starts a language model near the uniform prediction.
     seed
         If given, the initial weights come from a generator seeded with it (the global torch
         state is left untouched), so ``Encoder(..., seed=s)`` is the same network wherever it
@@ -589,6 +597,7 @@ class Encoder(nn.Module):
         activation: str = "relu",
         padding_idx: int | None = None,
         positions: str = "learned",
+        embedding_std: float = 1.0,
         seed: int | None = None,
     ) -> None:
         super().__init__()
@@ -597,6 +606,7 @@ class Encoder(nn.Module):
         check_int_at_least("n_layers", n_layers, 1)
         check_int_at_least("max_len", max_len, 1)
         check_choice("positions", positions, ["learned", "sinusoidal"])
+        check_positive("embedding_std", embedding_std)
         if padding_idx is not None:
             check_int_at_least("padding_idx", padding_idx, 0)
             if padding_idx >= vocab_size:
@@ -608,6 +618,12 @@ class Encoder(nn.Module):
             self.token_embedding = nn.Embedding(vocab_size, d_model, padding_idx=padding_idx)
             if positions == "learned":
                 self.position_embedding = nn.Embedding(max_len, d_model)
+            if embedding_std != 1.0:
+                with torch.no_grad():
+                    for table in (self.token_embedding, getattr(self, "position_embedding",
+                                                                None)):
+                        if table is not None:
+                            table.weight.mul_(embedding_std)
             self.embedding_dropout = nn.Dropout(dropout)
             self.layers = nn.ModuleList(
                 EncoderLayer(d_model, n_heads, d_ff, norm=norm, norm_first=norm_first,
