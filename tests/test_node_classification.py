@@ -127,13 +127,16 @@ def test_side_by_side_training_equals_separate_fit_runs(kind):
             assert torch.allclose(p, q, atol=1e-9)
         with torch.no_grad():
             acc = float((ref("train").argmax(1) == labels).double().mean())
-        assert history["all"][-1, list(tasks).index(task)] == pytest.approx(acc)
+            loss = float(F.cross_entropy(ref("train"), labels))
+        r = list(tasks).index(task)
+        assert history["all"][-1, r] == pytest.approx(acc)
+        assert history["all loss"][-1, r] == pytest.approx(loss, rel=1e-9)
 
 
 def test_at_best_validation_reads_each_replica_at_its_best_record():
     history = History()
-    history.record(1, {"val": np.array([0.5, 0.9]), "test": np.array([0.1, 0.2])})
-    history.record(2, {"val": np.array([0.8, 0.9]), "test": np.array([0.7, 0.3])})
+    history.record(1, {"val loss": np.array([0.5, 0.2]), "test": np.array([0.1, 0.2])})
+    history.record(2, {"val loss": np.array([0.3, 0.4]), "test": np.array([0.7, 0.3])})
     assert at_best_validation(history, "val", "test").tolist() == [0.7, 0.2]
     with pytest.raises(ValueError, match="not recorded"):
         at_best_validation(history, "val", "missing")

@@ -410,7 +410,8 @@ def train_node_tasks(
     seeded with ``seed`` for the call (and restored after it). Every ``record_every`` epochs (and
     after the last) the models are evaluated in eval mode (no dropout) and, for every entry
     ``key: (graph name, labels, mask)`` of ``scored``, the accuracy on that graph's nodes where
-    ``mask[r]`` is True (against ``labels[r]``) is recorded as ``history[key]``; with
+    ``mask[r]`` is True (against ``labels[r]``) is recorded as ``history[key]`` and their mean
+    cross-entropy as ``history[key + " loss"]``; with
     ``energy=True`` also the relative Dirichlet energy of the hidden states on the training
     graph (``history["energy"]``).
 
@@ -459,8 +460,11 @@ def train_node_tasks(
     def callback(model_fn, step):
         values = {}
         for key, (name, graph_labels, mask) in scored.items():
-            correct = (model_fn(name).argmax(-1) == graph_labels) & mask
-            values[key] = correct.sum(1).to(torch.float64) / mask.sum(1)
+            logits, count = model_fn(name), mask.sum(1)
+            correct = (logits.argmax(-1) == graph_labels) & mask
+            values[key] = correct.sum(1).to(torch.float64) / count
+            losses = F.cross_entropy(logits.transpose(1, 2), graph_labels, reduction="none")
+            values[f"{key} loss"] = (losses * mask).sum(1).to(torch.float64) / count
         if energy:
             values["energy"] = model_fn("train", "energy")
         return values
@@ -476,8 +480,10 @@ def train_node_tasks(
 
 
 def at_best_validation(history: History, validation: str, score: str) -> np.ndarray:
-    """Each replica's ``score`` at the record where its ``validation`` accuracy is highest
-    (the first such record): early stopping by model selection on the validation nodes.
+    """Each replica's ``score`` at the record where its validation cross-entropy
+    (``history[validation + " loss"]``, recorded by :func:`train_node_tasks`) is lowest: early
+    stopping by model selection on the validation nodes, Kipf & Welling's criterion. The loss
+    is continuous, so the choice does not hang on ties between validation accuracies.
 
     Returns
     -------
@@ -489,8 +495,8 @@ def at_best_validation(history: History, validation: str, score: str) -> np.ndar
     ValueError
         If a name was not recorded.
     """
-    for name in (validation, score):
+    for name in (validation + " loss", score):
         if name not in history:
             raise ValueError(f"{name!r} was not recorded; recorded: {history.keys()}")
-    best = history[validation].argmax(axis=0)
+    best = history[validation + " loss"].argmin(axis=0)
     return history[score][best, np.arange(best.size)]
