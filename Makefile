@@ -6,7 +6,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The environment is rebuilt when the pins or the package metadata change.
+# The environment is refreshed when the pins or the package metadata change (one stamp per
+# content; several checkouts may share one .venv without undoing each other's stamps).
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 NOTEBOOKS := $(sort $(wildcard chapters/*.ipynb))
 JB_FLAGS := -W -n --keep-going
@@ -36,7 +37,6 @@ help:  ## list the targets
 $(STAMP):
 	@if ! $(BIN)/python -c 'import sys; assert sys.version_info[:2] >= (3, 11)' 2>/dev/null; then \
 	  echo "Creating $(VENV)"; rm -rf $(VENV); $(PYTHON) -m venv $(VENV); fi
-	rm -f $(VENV)/.installed-*
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .

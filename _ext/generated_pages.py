@@ -1,22 +1,19 @@
 """Pages generated from the chapters and the package, so nothing is kept by hand twice.
 
 * ``appendix/claims.md``, the claims ledger, is rendered from the claim-check admonitions of
-  the chapters listed in ``_toc.yml`` (target, title with verdict, class, ``Source:`` line).
+  the chapters listed in ``_toc.yml`` and their printed evidence lines (the format and its
+  parser live in ``book_rules``).
 * ``appendix/api.md`` documents every module of ``src/dlnotes``: the shared ones first, then
   the chapter modules in the order of the chapter their docstring names ("Used in chapter N").
+* The list of parts and chapters on the landing page (``intro.md``, between the markers
+  :data:`PARTS_START` and :data:`PARTS_END`) is rendered from ``_toc.yml`` and the chapters'
+  titles.
 * ``claims.json`` in the built book publishes the ledger as data (chapter, note, claim,
-  verdict, anchor).
+  verdict, anchor, and the evidence: kind, effect, interval, n, unit, margin, result).
 
-Both pages are regenerated when the book is built (before Sphinx reads any source) and
+The pages are regenerated when the book is built (before Sphinx reads any source) and
 committed, so the repository shows them too; ``tests/test_ledger.py`` fails if a committed page
 differs from what the chapters and the package give.
-
-A claim check in a chapter is a markdown block of exactly this shape::
-
-    (claim-NN-short-name)=
-    :::{admonition} Claim: <the claim> — **<verdict>**
-    :class: <tip | warning | danger>
-    Source: note `003`.          (or: notes `004`, `000`.  or: {cite:t}`key`.)
 """
 
 from __future__ import annotations
@@ -24,102 +21,38 @@ from __future__ import annotations
 import ast
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
+
+from book_rules import RESULT_OF_VERDICT, VERDICT_CLASS, Claim, all_claims, toc_chapters
 
 ROOT = Path(__file__).resolve().parents[1]
 LEDGER = ROOT / "appendix" / "claims.md"
 API = ROOT / "appendix" / "api.md"
+INTRO = ROOT / "intro.md"
 PACKAGE = ROOT / "src" / "dlnotes"
+PARTS_START = "<!-- parts: generated from _toc.yml, do not edit by hand -->"
+PARTS_END = "<!-- end of parts -->"
 
-#: Verdict → the admonition class that colours it.
-VERDICT_CLASS = {
-    "holds": "tip",
-    "holds with a qualification": "warning",
-    "does not reproduce here": "danger",
-}
-CLAIM_BLOCK = re.compile(
-    r"^\((?P<label>claim-(?P<num>\d\d)-[a-z0-9-]+)\)=\n"
-    r":::\{admonition\} Claim: (?P<claim>.+?) — \*\*(?P<verdict>[a-z ]+)\*\*\n"
-    r":class: (?P<cls>\w+)\n"
-    r"Source: (?P<source>.+)\n",
-    re.M,
-)
-TARGET = re.compile(r"^\((claim-[\w-]+)\)=\s*$", re.M)
-NOTE = re.compile(r"`(\d{3})`")
-CITE = re.compile(r"\{cite:[a-z]+\}`([^`]+)`")
 #: Shared modules, documented first in this order; every other module is a chapter module.
-SHARED_MODULES = ("reproducibility", "validation", "plotting", "data", "training", "symbolic")
+SHARED_MODULES = ("reproducibility", "validation", "plotting", "data", "training", "evidence",
+                  "symbolic")
 USED_IN = re.compile(r"[Uu]sed in\s+chapters?\s+(\d+)")
+EVIDENCE_FIELDS = ("effect", "low", "high", "n", "unit", "margin", "result")
+
+__all__ = ["RESULT_OF_VERDICT", "VERDICT_CLASS", "Claim", "all_claims", "toc_chapters",
+           "render_ledger", "render_api", "render_parts", "claims_data"]
 
 
-@dataclass(frozen=True)
-class Claim:
-    """One claim check of one chapter."""
-
-    chapter: int
-    notebook: str
-    note: str
-    claim: str
-    verdict: str
-    anchor: str
-
-
-def toc_chapters(root: Path = ROOT) -> list[str]:
-    """Chapter notebooks (stems) in the order of ``_toc.yml``."""
-    toc = (root / "_toc.yml").read_text(encoding="utf-8")
-    return re.findall(r"file: chapters/([\w-]+)", toc)
-
-
-def _markdown_cells(path: Path) -> list[str]:
-    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-    return ["".join(c["source"]) for c in cells if c["cell_type"] == "markdown"]
-
-
-def chapter_claims(path: Path) -> list[Claim]:
-    """The claim checks of one chapter notebook, in order.
-
-    Raises
-    ------
-    ValueError
-        If a ``(claim-…)=`` target does not open a well-formed claim check, its number is not
-        the chapter's, its verdict is unknown, its class does not match the verdict, or its
-        ``Source:`` line names neither a note nor a paper.
-    """
-    number = int(path.stem[:2])
-    found = []
-    for text in _markdown_cells(path):
-        blocks = {m.group("label"): m for m in CLAIM_BLOCK.finditer(text)}
-        for label in TARGET.findall(text):
-            m = blocks.get(label)
-            if m is None:
-                raise ValueError(f"{path.name}: {label} is not followed by a claim check of "
-                                 "the documented shape (title with verdict, :class:, Source:)")
-            if int(m.group("num")) != number:
-                raise ValueError(f"{path.name}: {label} does not carry the chapter number")
-            verdict = m.group("verdict")
-            if verdict not in VERDICT_CLASS:
-                raise ValueError(f"{path.name}: {label} has unknown verdict {verdict!r}")
-            if m.group("cls") != VERDICT_CLASS[verdict]:
-                raise ValueError(f"{path.name}: {label} is '{verdict}' but has class "
-                                 f"{m.group('cls')!r}, expected {VERDICT_CLASS[verdict]!r}")
-            source = m.group("source")
-            notes = NOTE.findall(source)
-            cites = CITE.findall(source)
-            if not notes and not cites:
-                raise ValueError(f"{path.name}: {label}: Source names no note and no paper")
-            note = ", ".join(f"`{n}`" for n in notes) if notes else "—"
-            found.append(Claim(number, path.stem, note, m.group("claim").strip(), verdict,
-                               label))
-    return found
-
-
-def all_claims(root: Path = ROOT) -> list[Claim]:
-    """Every claim check of every chapter in the table of contents, in reading order."""
-    claims = []
-    for stem in toc_chapters(root):
-        claims.extend(chapter_claims(root / "chapters" / f"{stem}.ipynb"))
-    return claims
+def _effect(c: Claim) -> str:
+    """The evidence column: effect and interval with n and margin, or the derivation."""
+    if c.kind is None:
+        return "—"
+    if c.evidence is None:
+        return c.kind
+    e = c.evidence
+    return (f"{e['effect']:+.3g} [{e['low']:+.3g}, {e['high']:+.3g}], n = {e['n']} "
+            f"{e['unit']}, margin {e['margin']:g}: {e['result']}")
 
 
 def render_ledger(claims: list[Claim]) -> str:
@@ -129,25 +62,29 @@ def render_ledger(claims: list[Claim]) -> str:
         "# Claims ledger",
         "",
         "```{note}",
-        "Generated from the chapters' claim checks when the book is built "
-        "(`_ext/generated_pages.py`); do not edit by hand. The same table is published as "
-        "data in `claims.json` at the root of the built book.",
+        "Generated from the chapters' claim checks and their printed evidence lines when the "
+        "book is built (`_ext/generated_pages.py`); do not edit by hand. The same table is "
+        "published as data in `claims.json` at the root of the built book.",
         "```",
         "",
-        "Every claim from the notes that a chapter checks, with its verdict and a link to the "
-        "evidence, and a few claims from the papers the chapters cite (note column —). "
+        "Every claim from the notes that a chapter checks, with its verdict, its evidence and a "
+        "link to it, and a few claims from the papers the chapters cite (note column —). "
         "Verdicts: **holds**; **holds with a qualification** (true under conditions the "
         "chapter states); **does not reproduce here** (our measurement contradicts it, on the "
-        "models and data we can run).",
+        "models and data we can run); **inconclusive at this scale** (the interval cannot "
+        "decide). An experimental verdict rests on one evidence line: the effect, its 95 % "
+        "interval, the number of independent units, and the margin (the smallest effect that "
+        "would matter, stated before the measurement).",
         "",
         f"{len(claims)} claims: " + "; ".join(f"{n} {v}" for v, n in counts.items()) + ".",
         "",
-        "| chapter | note | claim | verdict | evidence |",
-        "| --- | --- | --- | --- | --- |",
+        "| chapter | note | claim | verdict | evidence | check |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for c in claims:
         claim = (c.claim[:1].upper() + c.claim[1:]).replace("|", "\\|")
-        lines.append(f"| {c.chapter} | {c.note} | {claim} | {c.verdict} | "
+        effect = _effect(c).replace("|", "\\|")
+        lines.append(f"| {c.chapter} | {c.note} | {claim} | {c.verdict} | {effect} | "
                      f"{{ref}}`claim check <{c.anchor}>` |")
     return "\n".join(lines) + "\n"
 
@@ -156,10 +93,39 @@ def claims_data(claims: list[Claim]) -> list[dict]:
     """The ledger as records for ``claims.json`` (anchor: the page URL with its fragment)."""
     records = []
     for c in claims:
-        record = asdict(c)
+        record = {k: v for k, v in asdict(c).items() if k not in ("evidence", "where")}
         record["anchor"] = f"chapters/{c.notebook}.html#{c.anchor}"
+        evidence = c.evidence or {}
+        record |= {k: evidence.get(k) for k in EVIDENCE_FIELDS}
         records.append(record)
     return records
+
+
+def render_parts(root: Path = ROOT) -> str:
+    """The landing page's list of parts and chapters, from ``_toc.yml``."""
+    toc = (root / "_toc.yml").read_text(encoding="utf-8")
+    lines = [PARTS_START, ""]
+    chapters = toc_chapters(root)
+    lines.append(f"The {len(chapters)} chapters come in "
+                 f"{len(re.findall(r'caption: [IV]+ ', toc))} parts:")
+    lines.append("")
+    for part in re.split(r"^  - caption: ", toc, flags=re.M)[1:]:
+        caption = part.splitlines()[0].strip()
+        stems = re.findall(r"file: chapters/([\w-]+)", part)
+        if not stems:
+            continue
+        items = "; ".join(f"{int(s[:2])} {{doc}}`chapters/{s}`" for s in stems)
+        lines.append(f"- **{caption}**: {items}.")
+    lines += ["", PARTS_END]
+    return "\n".join(lines)
+
+
+def with_parts(intro: str, root: Path = ROOT) -> str:
+    """``intro`` with its generated list of parts replaced by :func:`render_parts`."""
+    pattern = re.compile(re.escape(PARTS_START) + ".*?" + re.escape(PARTS_END), re.S)
+    if not pattern.search(intro):
+        raise ValueError(f"intro.md must hold the markers {PARTS_START!r} … {PARTS_END!r}")
+    return pattern.sub(lambda _: render_parts(root), intro)
 
 
 def _module_chapter(path: Path) -> int:
@@ -221,6 +187,7 @@ def write_if_changed(path: Path, text: str) -> bool:
 def _generate(app, config) -> None:
     write_if_changed(LEDGER, render_ledger(all_claims()))
     write_if_changed(API, render_api())
+    write_if_changed(INTRO, with_parts(INTRO.read_text(encoding="utf-8")))
 
 
 def _write_json(app, exception) -> None:

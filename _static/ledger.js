@@ -106,6 +106,13 @@
 
     var verdictColumn = headerIndex(table, "verdict");
     var effectColumn = headerIndex(table, "effect");
+    var evidenceColumn = headerIndex(table, "evidence");
+    if (effectColumn < 0 && evidenceColumn >= 0 &&
+        !rows[0].tr.cells[evidenceColumn].querySelector('a[href*="#claim-"]')) {
+      // The generated "evidence" column holds the effect and its interval (the link to the
+      // claim check has a column of its own).
+      effectColumn = evidenceColumn;
+    }
     var withEffect = rows.some(function (row) { return row.effect !== null; });
     if (effectColumn < 0 && withEffect) {
       // The generated table has no effect column yet: show the effect beside the verdict.

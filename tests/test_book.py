@@ -28,11 +28,10 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
+import book_rules
+import generated_pages as gp
 import pytest
 from playwright.sync_api import sync_playwright
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_ext"))
-import generated_pages as gp
 
 pytestmark = pytest.mark.browser
 
@@ -62,7 +61,8 @@ def chapter_titles() -> dict[str, str]:
     """Each chapter's title (its first ``#`` heading), by notebook stem, in reading order."""
     titles = {}
     for stem in gp.toc_chapters():
-        for cell in gp._markdown_cells(ROOT / "chapters" / f"{stem}.ipynb"):
+        for cell in book_rules.markdown_cells(book_rules.load(ROOT / "chapters" /
+                                                              f"{stem}.ipynb")):
             heading = next((line[2:].strip() for line in cell.splitlines()
                             if line.startswith("# ")), None)
             if heading:

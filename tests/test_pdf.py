@@ -17,6 +17,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import book_rules
+import generated_pages as gp
 import pytest
 from pypdf import PdfReader
 
@@ -25,9 +27,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PDF = Path(os.environ.get("DLNOTES_PDF", ROOT / "_build" / "pdf" / "book.pdf"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_book import chapter_titles  # noqa: E402
-
-sys.path.insert(0, str(ROOT / "_ext"))
-import generated_pages as gp  # noqa: E402
 
 pytestmark = pytest.mark.pdf
 
@@ -121,7 +120,7 @@ def _words(title: str) -> str:
 
 def first_quote(stem: str) -> str:
     """The first quote in Chinese of a chapter's "What the notes say" section (markdown)."""
-    for cell in gp._markdown_cells(ROOT / "chapters" / f"{stem}.ipynb"):
+    for cell in book_rules.markdown_cells(book_rules.load(ROOT / "chapters" / f"{stem}.ipynb")):
         if "## What the notes say" not in cell:
             continue
         section = cell.split("## What the notes say", 1)[1]

@@ -1,5 +1,6 @@
 """dlnotes.training: MLPs, mini-batches, the training loop and its objective hook."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -7,7 +8,8 @@ import torch.nn.functional as F
 from dlnotes.training import (
     accuracy,
     first_epoch_reaching,
-    loss_objective,
+    fit,
+    fit_replicas,
     minibatches,
     mlp,
     permute_hidden_units,
@@ -93,15 +95,6 @@ def test_train_classifier_minimises_the_objective_and_records_its_second_value()
     assert max(hist["train_loss"]) < 2.0  # the recorded value excludes the large penalty
 
 
-def test_loss_objective_is_the_default_cross_entropy():
-    X, y = torch.randn(32, 3), torch.randint(0, 2, (32,))
-    a, b = mlp([3, 2], seed=1), mlp([3, 2], seed=1)
-    default = train_classifier(a, X, y, epochs=2, lr=0.1, seed=3)
-    wrapped = train_classifier(b, X, y, epochs=2, lr=0.1, seed=3,
-                               objective=loss_objective(F.cross_entropy))
-    assert default["train_loss"] == wrapped["train_loss"]
-
-
 def test_train_classifier_rejects_mismatched_rows():
     with pytest.raises(ValueError, match="same number of rows"):
         train_classifier(mlp([3, 2]), torch.randn(5, 3), torch.zeros(4, dtype=torch.long),
@@ -128,3 +121,183 @@ def test_first_epoch_reaching_counts_from_one_and_returns_none_if_never():
     assert first_epoch_reaching([0.2, 0.85, 0.91, 0.95], 0.9) == 3
     assert first_epoch_reaching([0.2, 0.5], 0.9) is None
     assert first_epoch_reaching([0.9], 0.9) == 1
+
+
+# ------------------------------------------------------------------ fit and fit_replicas
+def _reference_sgd(model, X, y, *, steps, batch_size, lr, weight_decay, seed):
+    """A hand-written SGD loop: the independent reference for fit."""
+    opt = torch.optim.SGD(model.parameters(), lr=lr, weight_decay=weight_decay)
+    gen, losses = torch.Generator().manual_seed(seed), []
+    while len(losses) < steps:
+        for idx in torch.randperm(len(X), generator=gen).split(batch_size):
+            if len(losses) == steps:
+                break
+            opt.zero_grad()
+            loss = F.cross_entropy(model(X[idx]), y[idx])
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+    return losses
+
+
+def _xent(model, xb, yb):
+    return F.cross_entropy(model(xb), yb)
+
+
+def _problem(n=60, d=5, k=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, d, generator=g, dtype=torch.float64)
+    return X, (X[:, 0] + X[:, 1] > 0).long() + (X[:, 2] > 1).long()
+
+
+def test_fit_follows_a_hand_written_sgd_loop_step_by_step():
+    X, y = _problem()
+    a, b = mlp([5, 8, 3], seed=1).double(), mlp([5, 8, 3], seed=1).double()
+    expected = _reference_sgd(a, X, y, steps=17, batch_size=16, lr=0.3, weight_decay=0.01,
+                              seed=4)
+    hist = fit(b, _xent, (X, y), steps=17, batch_size=16, lr=0.3, weight_decay=0.01,
+               generator=torch.Generator().manual_seed(4), record_every=1)
+    assert hist.step == list(range(1, 18))
+    assert np.allclose(hist.loss, expected, rtol=0, atol=1e-12)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.allclose(pa, pb, rtol=0, atol=1e-12)
+
+
+def test_fit_records_epochs_callbacks_and_a_second_recorded_value():
+    X, y = _problem()
+    seen = []
+
+    def callback(model, step):
+        seen.append((model.training, torch.is_grad_enabled()))
+        return {"acc": accuracy(model(X), y)}
+
+    hist = fit(mlp([5, 8, 3], seed=0).double(),
+               lambda m, xb, yb: (_xent(m, xb, yb) + 100.0, _xent(m, xb, yb)), (X, y),
+               epochs=3, batch_size=25, lr=0.5, callback=callback)
+    assert hist.step == [3, 6, 9] and hist["acc"].shape == (3,)
+    assert seen == [(False, False)] * 3
+    assert float(hist.loss.max()) < 5.0  # the recorded value excludes the +100
+
+
+def test_fit_draws_fresh_batches_from_a_function_of_the_generator():
+    w = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+
+    def draw(gen):
+        x = torch.randn(32, 3, generator=gen, dtype=torch.float64)
+        return x, x @ w
+
+    model = torch.nn.Linear(3, 1, bias=False).double()
+    hist = fit(model, lambda m, xb, yb: (m(xb)[:, 0] - yb).pow(2).mean(), draw, steps=200,
+               optimizer="adam", lr=0.05, record_every=50)
+    assert hist.step == [50, 100, 150, 200] and hist.loss[-1] < 1e-3 * hist.loss[0]
+    assert torch.allclose(model.weight[0], w, atol=1e-2)
+
+
+def test_train_classifier_is_fit_with_per_epoch_lists():
+    X, y = _problem()
+    a, b = mlp([5, 8, 3], seed=2).double(), mlp([5, 8, 3], seed=2).double()
+    expected = _reference_sgd(a, X, y, steps=12, batch_size=20, lr=0.2, weight_decay=0.0,
+                              seed=3)
+    hist = train_classifier(b, X, y, epochs=4, lr=0.2, batch_size=20, seed=3)
+    per_epoch = np.asarray(expected).reshape(4, 3).mean(1)  # equal batches: a plain mean
+    assert np.allclose(hist["train_loss"], per_epoch, atol=1e-12)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_replicas_side_by_side_equal_separate_fit_runs(optimizer):
+    X, y = _problem()
+    seeds, lrs, decays = [0, 1, 2, 1], [0.3, 0.1, 0.2, 0.05], [0.0, 0.01, 0.0, 0.1]
+    kwargs = dict(steps=23, batch_size=16, optimizer=optimizer, record_every=5,
+                  clip_grad_norm=2.0)
+    if optimizer == "sgd":
+        kwargs["momentum"] = 0.9
+    singles = [mlp([5, 8, 3], seed=s).double() for s in seeds]
+    stacked = [mlp([5, 8, 3], seed=s).double() for s in seeds]
+    callback = lambda m, step: {"logit0": m(X)[..., 0, 0]}  # noqa: E731
+    separate = [fit(m, _xent, (X, y), lr=lr, weight_decay=wd, callback=callback,
+                    generator=torch.Generator().manual_seed(s), **kwargs)
+                for m, s, lr, wd in zip(singles, seeds, lrs, decays, strict=True)]
+    together = fit_replicas(stacked, _xent, (X, y), lr=lrs, weight_decay=decays,
+                            callback=callback,
+                            generators=[torch.Generator().manual_seed(s) for s in seeds],
+                            **kwargs)
+    assert together.step == separate[0].step == [5, 10, 15, 20, 23]
+    for r, hist in enumerate(separate):
+        assert np.allclose(together.loss[:, r], hist.loss, rtol=0, atol=1e-10)
+        assert np.allclose(together["logit0"][:, r], hist["logit0"], rtol=0, atol=1e-10)
+        for pa, pb in zip(singles[r].parameters(), stacked[r].parameters(), strict=True):
+            assert torch.allclose(pa, pb, rtol=0, atol=1e-10)
+
+
+def test_replicas_with_per_replica_data_kwargs_buffers_and_fresh_batches():
+    X, y = _problem(n=40)
+    Y = torch.stack([y, (y + 1) % 3, y])  # each replica its own labels
+    temps = torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)
+
+    def net(seed):
+        torch.manual_seed(seed)
+        return torch.nn.Sequential(torch.nn.Linear(5, 6), torch.nn.BatchNorm1d(6),
+                                   torch.nn.ReLU(), torch.nn.Linear(6, 3)).double()
+
+    def loss(m, xb, yb, *, temperature):
+        return F.cross_entropy(m(xb) / temperature, yb)
+
+    singles, stacked = [net(s) for s in range(3)], [net(s) for s in range(3)]
+    for r in range(3):
+        fit(singles[r], loss, (X, Y[r]), steps=9, batch_size=8, lr=0.1,
+            loss_kwargs={"temperature": temps[r]}, generator=torch.Generator().manual_seed(r))
+    fit_replicas(stacked, loss, (X, Y), per_replica=[False, True], steps=9, batch_size=8,
+                 lr=0.1, replica_kwargs={"temperature": temps},
+                 generators=[torch.Generator().manual_seed(r) for r in range(3)])
+    for a, b in zip(singles, stacked, strict=True):
+        for (name, ta), tb in zip(a.state_dict().items(), b.state_dict().values(),
+                                  strict=True):
+            assert torch.allclose(ta.double(), tb.double(), atol=1e-10), name
+
+    def draw(gen):
+        x = torch.randn(16, 5, generator=gen, dtype=torch.float64)
+        return x, (x[:, 0] > 0).long()
+
+    one, two = mlp([5, 3], seed=0).double(), [mlp([5, 3], seed=0).double()]
+    fit(one, _xent, draw, steps=5, lr=0.5, generator=torch.Generator().manual_seed(7))
+    fit_replicas(two, _xent, draw, steps=5, lr=0.5,
+                 generators=[torch.Generator().manual_seed(7)])
+    assert torch.allclose(one[0].weight, two[0][0].weight, atol=1e-12)
+
+
+def test_full_batch_replicas_share_the_data_unstacked_and_keep_the_stored_order():
+    X, y = _problem(n=30)
+    singles, stacked = [mlp([5, 4, 3], seed=s).double() for s in (0, 1)], [
+        mlp([5, 4, 3], seed=s).double() for s in (0, 1)]
+    for m in singles:
+        fit(m, _xent, (X, y), steps=15, lr=0.4)
+    hist = fit_replicas(stacked, _xent, (X, y), steps=15, lr=0.4,
+                        generators=[torch.Generator(), torch.Generator()])
+    assert hist.loss.shape == (1, 2)
+    for a, b in zip(singles, stacked, strict=True):
+        assert torch.allclose(a[2].weight, b[2].weight, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda X, y: fit(mlp([5, 3]), _xent, (X, y)), "exactly one of steps and epochs"),
+        (lambda X, y: fit(mlp([5, 3]), _xent, (X, y[:5]), steps=1), "same number of rows"),
+        (lambda X, y: fit(mlp([5, 3]), _xent, (X, y), steps=1, optimizer="rmsprop"),
+         "optimizer"),
+        (lambda X, y: fit(mlp([5, 3]), _xent, (X, y), steps=1, lr=-1.0), "lr"),
+        (lambda X, y: fit(mlp([5, 3]), _xent, lambda g: (X, y), epochs=1), "epochs"),
+        (lambda X, y: fit_replicas([mlp([5, 3]), mlp([5, 4])], _xent, (X, y), steps=1,
+                                   generators=[torch.Generator()] * 2), r"models\[1\]"),
+        (lambda X, y: fit_replicas([mlp([5, 3])] * 2, _xent, (X, y), steps=1,
+                                   generators=[torch.Generator()]), "generators"),
+        (lambda X, y: fit_replicas([mlp([5, 3])] * 2, _xent, (X, y), steps=1, lr=[0.1] * 3,
+                                   generators=[torch.Generator()] * 2), "lr"),
+    ],
+    ids=["no-schedule", "rows", "optimizer", "lr", "epochs-with-function", "models-differ",
+         "generators", "lr-per-replica"],
+)
+def test_fit_rejects_bad_input_naming_the_argument(call, match):
+    X, y = _problem()
+    with pytest.raises(ValueError, match=match):
+        call(X.float(), y)

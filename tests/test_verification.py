@@ -1,19 +1,31 @@
 """The verification rules hold in every chapter, and each check fails on a planted violation.
 
-The rules and their checks live in ``scripts/notebook_rules.py``; see its docstring.
+The rules and their checks live in ``_ext/book_rules.py``; see its docstring.
 """
 
-import sys
 from pathlib import Path
 
+import book_rules as rules
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import notebook_rules as rules  # noqa: E402
-
 NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb"))
+#: Chapters still to be converted to the evidence footing (issues 25–28). A chapter leaves
+#: this set when its claim checks pass every rule; the set must end empty.
+NOT_YET_CONVERTED = {
+    "01_loss_functions", "02_regularisation_priors", "03_noise_injection",
+    "04_dropout_augmentation", "05_label_smoothing", "06_normalization", "07_attention",
+    "08_receptive_fields_rnn", "09_graph_networks", "10_tokens_word_vectors",
+    "11_anisotropy_whitening", "13_sampling_gradients", "14_em_algorithm",
+}
+
+
+def chapters(pending_rule: bool = True):
+    """Chapter notebooks as test parameters (unconverted ones expected to fail a new rule)."""
+    return [pytest.param(p, id=p.stem, marks=pytest.mark.xfail(
+        reason="chapter not yet converted to the evidence footing", strict=False))
+            if pending_rule and p.stem in NOT_YET_CONVERTED else pytest.param(p, id=p.stem)
+            for p in NOTEBOOKS]
 
 
 def notebook(*cells):
@@ -30,7 +42,9 @@ def notebook(*cells):
 
 
 CLAIM = ("(claim-07-x)=\n:::{admonition} Claim: x — **holds**\n:class: tip\n"
-         "Source: note `003`.\n\nEVIDENCE\n:::\n")
+         "Source: note `003`.\nEvidence: experiment.\n\nEVIDENCE\n:::\n")
+LINE = ("[claim-07-x] accuracy, a − b = +0.0200, 95% CI [+0.0150, +0.0250], n = 10 seeds, "
+        "margin 0.01 → supports\n")
 
 
 def claim_with(evidence: str) -> str:
@@ -39,47 +53,67 @@ def claim_with(evidence: str) -> str:
 
 # --- the rules hold in every chapter ---------------------------------------------------------
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_numbers_in_claim_checks_are_printed_or_cited(path):
+@pytest.mark.parametrize("path", chapters())
+def test_numbers_in_the_prose_are_printed_or_cited(path):
     assert rules.untraceable_numbers(rules.load(path)) == []
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", chapters(pending_rule=False))
 def test_evidence_is_executed_in_the_notebook(path):
     assert rules.unexecuted_evidence(rules.load(path)) == []
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", chapters(pending_rule=False))
 def test_notebook_functions_are_short(path):
     assert rules.long_functions(rules.load(path)) == []
+
+
+@pytest.mark.parametrize("path", chapters())
+def test_training_loops_live_in_the_package_unless_they_are_the_lesson(path):
+    assert rules.handwritten_loops(rules.load(path)) == []
 
 
 def test_no_function_is_defined_in_two_notebooks():
     assert rules.functions_defined_twice({p.name: rules.load(p) for p in NOTEBOOKS}) == {}
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_training_verdicts_print_several_seeds(path):
-    assert rules.training_without_seeds(rules.load(path)) == []
+@pytest.mark.parametrize("path", chapters())
+def test_every_verdict_follows_its_evidence(path):
+    assert rules.verdict_mismatches(rules.load(path), path) == []
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", chapters(pending_rule=False))
 def test_sympy_asserts_derive(path):
     assert rules.hollow_sympy_asserts(rules.load(path)) == []
 
 
+@pytest.mark.parametrize("path", chapters())
+def test_outputs_print_no_rounding_digits(path):
+    assert rules.rounding_digits(rules.load(path)) == []
+
+
+@pytest.mark.parametrize("path", chapters())
+def test_markdown_holds_no_control_characters(path):
+    assert rules.control_characters(rules.load(path)) == []
+
+
+def test_the_set_of_unconverted_chapters_names_only_chapters():
+    assert NOT_YET_CONVERTED <= {p.stem for p in NOTEBOOKS}
+
+
 # --- each check fails on a planted violation ------------------------------------------------
 
-def test_planted_untraceable_number_is_found():
+def test_planted_untraceable_number_is_found_in_any_prose():
     nb = notebook(("code", "print(round(3.14159, 2))", "3.14\n"),
+                  ("md", "An explanation says 4.2 and 1,313."),
                   ("md", claim_with("We measured 3.14 and 2.72, a ratio of 1,155.")))
-    assert rules.untraceable_numbers(nb) == ["2.72", "1155"]
+    assert rules.untraceable_numbers(nb) == ["4.2", "1313", "2.72", "1155"]
 
 
-def test_numbers_in_cited_sentences_labels_and_small_integers_are_exempt():
+def test_numbers_in_cited_sentences_labels_quotes_maths_and_small_integers_are_exempt():
     nb = notebook(("code", "x = 1"), ("md", claim_with(
         "The paper reports 81.5 % {cite:p}`kipf2017semi`. See {ref}`ex-07-x-2024` and "
-        "note 004; 3 seeds of 12 epochs.")))
+        "note 004; 3 seeds of 12 epochs.\n\n> 原文 0.15 的 token\n\n$$ y = 0.5 x $$\n")))
     assert rules.untraceable_numbers(nb) == []
 
 
@@ -101,12 +135,54 @@ def test_planted_duplicate_function_is_found():
     assert rules.functions_defined_twice({"a": nb, "b": nb}) == {"f": ["a", "b"]}
 
 
-def test_planted_training_claim_without_seeds_is_found():
-    claim = claim_with("After 20 epochs of SGD the accuracy is higher.")
-    nb = notebook(("code", "print(0.9)", "0.9\n"), ("md", claim))
-    assert rules.training_without_seeds(nb) == ["(claim-07-x)="]
-    with_seeds = notebook(("code", "print(0.9)", "seed 0: 0.9\n"), ("md", claim))
-    assert rules.training_without_seeds(with_seeds) == []
+def test_planted_training_loop_is_found_unless_it_is_the_lesson():
+    loop = "for x in batches:\n    loss = f(x)\n    loss.backward()\n    opt.step()\n"
+    assert rules.handwritten_loops(notebook(("code", loop))) == [
+        "cell 0: .backward(", "cell 0: opt.step("]
+    assert rules.handwritten_loops(notebook(("code", "# the loop is the lesson\n" + loop))) == []
+    assert rules.handwritten_loops(notebook(("code", "fit(model, loss, data, steps=5)"))) == []
+
+
+def _check(tmp_path, markdown, printed=LINE, name="07_topic.ipynb"):
+    nb = notebook(("code", "print(line)", printed), ("md", markdown))
+    path = tmp_path / name
+    return rules.verdict_mismatches(nb, path)
+
+
+def test_a_verdict_that_matches_its_evidence_line_passes(tmp_path):
+    assert _check(tmp_path, claim_with("Margin 0.01.")) == []
+
+
+@pytest.mark.parametrize(
+    ("markdown", "printed", "message"),
+    [
+        (claim_with("x").replace("Evidence: experiment.\n", ""), LINE, "no 'Evidence:' line"),
+        (claim_with("x"), "nothing printed\n", "no printed evidence line"),
+        (claim_with("x"), LINE.replace("supports", "inconclusive"), "needs a 'supports'"),
+        (claim_with("x").replace("**holds**", "**does not reproduce here**").replace(
+            ":class: tip", ":class: danger"), LINE, "needs a 'contradicts'"),
+        (claim_with("x"), LINE.replace("n = 10 seeds", "n = 3 seeds"), "3 seeds"),
+        (claim_with("x").replace("Evidence: experiment.", "Evidence: derivation."), LINE,
+         "must name where"),
+    ],
+    ids=["no-evidence-line", "nothing-printed", "verdict-vs-inconclusive",
+         "verdict-vs-supports", "three-seeds", "derivation-without-reference"],
+)
+def test_planted_verdict_mismatch_is_found(tmp_path, markdown, printed, message):
+    found = _check(tmp_path, markdown, printed)
+    assert len(found) == 1 and message in found[0], found
+
+
+def test_a_derivation_that_names_its_place_needs_no_evidence_line(tmp_path):
+    claim = claim_with("x").replace("Evidence: experiment.",
+                                    "Evidence: derivation, {eq}`eq-07-scaling`.")
+    assert _check(tmp_path, claim, "nothing\n") == []
+
+
+def test_an_inconclusive_verdict_has_its_own_class_and_needs_an_inconclusive_line(tmp_path):
+    claim = claim_with("x").replace("**holds**", "**inconclusive at this scale**").replace(
+        ":class: tip", ":class: note")
+    assert _check(tmp_path, claim, LINE.replace("supports", "inconclusive")) == []
 
 
 def test_planted_hollow_sympy_asserts_are_found():
@@ -120,3 +196,14 @@ def test_a_sympy_assert_on_a_derived_expression_passes():
     nb = notebook(("code", "x = sp.Symbol('x')\nf = x**3\ngrad = sp.diff(f, x)\n"
                    "assert sp.simplify(grad - 3 * x**2) == 0\n"))
     assert rules.hollow_sympy_asserts(nb) == []
+
+
+def test_planted_rounding_digits_are_found_but_stated_bounds_pass():
+    nb = notebook(("code", "print(err)", "max |difference| from torch: 4.4e-16\n"),
+                  ("code", "print(ok)", "max |difference| < 1e-12: True; lr 2e-3\n"))
+    assert rules.rounding_digits(nb) == ["cell 0: 4.4e-16"]
+
+
+def test_planted_control_character_is_found():
+    nb = notebook(("md", "The cost $J(\theta)$ is a tab."), ("md", "$J(\\theta)$ is fine."))
+    assert rules.control_characters(nb) == ["cell 0: '\\t'"]
