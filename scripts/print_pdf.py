@@ -10,7 +10,9 @@ The printed book is laid out as a book (``PREPARE_JS``): a title page with a con
 parts, chapters and sections with their page numbers; a page opening each part; every chapter
 on a new page, its title in the running header; page numbers in the footer (from
 ``_static/dlnotes.css``, which also keeps figures, tables and quotes whole). Chinese prints in
-a CJK face (the font stacks in ``_static/dlnotes.css``; Debian's ``fonts-noto-cjk``).
+a CJK face (the font stacks in ``_static/dlnotes.css``; Debian's ``fonts-noto-cjk``), and its
+text says what is printed: where Chromium maps a glyph to a CJK radical (⻓ for 长), the map is
+mended (``fix_cjk_text``), so that a reader can search and copy the quotes.
 
 Chromium knows the page of every heading only once it has printed, and its own outline
 (``outline=True``) nests the chapters under the introduction's last section and garbles titles
@@ -287,6 +289,7 @@ def _unmap_radicals(cmap: str, mapping: dict[int, str]) -> str | None:
                       for k, code in enumerate(range(int(lo, 16), int(hi, 16) + 1))]
         if "[" in block:
             return None  # the array form: not written by Chromium; left as it is
+
     def fixed(dest: str) -> str:
         if len(dest) == 4 and int(dest, 16) in mapping:
             return mapping[int(dest, 16)].encode("utf-16-be").hex().upper()
@@ -311,9 +314,10 @@ def fix_cjk_text(writer: PdfWriter) -> int:
         fonts = page.get("/Resources", {}).get("/Font") or {}
         for ref in fonts.values():
             font = ref.get_object()
-            if "/ToUnicode" not in font or id(font) in done:
+            key = getattr(ref, "idnum", id(font))
+            if "/ToUnicode" not in font or key in done:
                 continue
-            done.add(id(font))
+            done.add(key)
             stream = font["/ToUnicode"].get_object()
             cmap = _unmap_radicals(stream.get_data().decode("latin-1"), mapping)
             if cmap is not None:
@@ -327,7 +331,10 @@ def finish(body: Path, numbers: Path, first: int, outline: list[dict], dests: di
     """Stamp the contents' page numbers onto ``body`` and write it with its outline."""
     writer = PdfWriter(clone_from=body)
     fix_cjk_text(writer)
-    for i, overlay in enumerate(PdfReader(numbers).pages):
+    overlays = PdfReader(numbers).pages
+    if first + len(overlays) > len(writer.pages):
+        sys.exit("the contents' page numbers do not fit the contents' pages")
+    for i, overlay in enumerate(overlays):
         writer.pages[first + i].merge_page(overlay)
     parents: dict[int, object] = {}
     for entry in outline:
