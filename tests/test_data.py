@@ -1,10 +1,21 @@
 """dlnotes.data: the bundled data sets, split and scaled without leaking test statistics."""
 
+import networkx as nx
 import numpy as np
 import pytest
 import torch
 
-from dlnotes.data import classification_split, diabetes, standardize
+from dlnotes.data import (
+    adjacency_matrix,
+    classification_split,
+    contextual_sbm,
+    diabetes,
+    karate_club,
+    per_class_split,
+    standardize,
+)
+
+f64 = torch.float64
 
 
 def test_diabetes_is_standardised_and_centred():
@@ -28,3 +39,63 @@ def test_classification_split_is_stratified_and_scaled_by_train_statistics():
 def test_standardize_keeps_constant_columns_at_zero():
     (a,) = standardize(np.array([[1.0, 5.0], [3.0, 5.0]]))
     assert np.array_equal(a[:, 1], [0.0, 0.0])
+
+
+# ------------------------------------------------------------------------- graphs
+
+
+def test_karate_club_has_34_members_78_friendships_and_two_factions_of_17():
+    A, y = karate_club()
+    assert A.shape == (34, 34) and int(A.sum()) == 2 * 78 and torch.equal(A, A.T)
+    assert torch.equal(torch.bincount(y), torch.tensor([17, 17]))
+    assert int(y[0]) == 0 and int(y[33]) == 1  # Mr. Hi and the officer lead the two sides
+
+
+def test_contextual_sbm_has_the_requested_degree_homophily_and_class_means():
+    degree, same = [], []
+    for seed in range(5):
+        A, X, y = contextual_sbm(100, 3, degree=6.0, homophily=0.75, n_features=5,
+                                 signal=2.0, seed=seed)
+        assert A.shape == (300, 300) and torch.equal(A, A.T) and X.shape == (300, 5)
+        degree.append(float(A.sum()) / 300)
+        same.append(float((A * (y[:, None] == y[None, :])).sum() / A.sum()))
+        means = torch.stack([X[y == c].mean(0) for c in range(3)])
+        assert torch.allclose(means[:, :3], 2.0 * torch.eye(3, dtype=f64), atol=0.45)
+    assert np.mean(degree) == pytest.approx(6.0, rel=0.05)
+    assert np.mean(same) == pytest.approx(0.75, abs=0.03)
+    a, b = contextual_sbm(10, 2, degree=2, homophily=0.5, n_features=2, signal=1, seed=3)[:2], \
+        contextual_sbm(10, 2, degree=2, homophily=0.5, n_features=2, signal=1, seed=3)[:2]
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"degree": 50.0}, "too large"),
+    ({"homophily": 1.5}, "homophily"),
+    ({"n_features": 1}, "n_features"),
+    ({"signal": -1.0}, "signal"),
+], ids=["probability-above-one", "homophily", "too-few-features", "negative-signal"])
+def test_contextual_sbm_rejects_bad_arguments(kwargs, message):
+    args = {"degree": 3.0, "homophily": 0.8, "n_features": 4, "signal": 1.0, "seed": 0} | kwargs
+    with pytest.raises(ValueError, match=message):
+        contextual_sbm(10, 3, **args)
+
+
+def test_per_class_split_picks_n_of_every_class_and_returns_the_rest():
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 0])
+    picked, rest = per_class_split(y, 2, seed=4)
+    assert torch.equal(torch.bincount(y[picked]), torch.tensor([2, 2, 2]))
+    assert sorted(picked.tolist() + rest.tolist()) == list(range(11))
+    assert torch.equal(picked, per_class_split(y, 2, seed=4)[0])
+    with pytest.raises(ValueError, match="class 1 has 3 nodes"):
+        per_class_split(y, 4, seed=0)
+
+
+def test_adjacency_matrix_ignores_weights_and_rejects_non_graphs():
+    graph = nx.Graph()
+    graph.add_edge(0, 1, weight=5.0)
+    graph.add_node(2)
+    assert torch.equal(adjacency_matrix(graph),
+                       torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype=f64))
+    for bad, message in ((np.eye(2), "graph must be a Graph"), (nx.Graph(), "at least 1 node")):
+        with pytest.raises(ValueError, match=message):
+            adjacency_matrix(bad)

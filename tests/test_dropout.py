@@ -22,7 +22,7 @@ from dlnotes.dropout import (
     shift_images,
     train_dropout_regression,
 )
-from dlnotes.noise import ridge_solution
+from dlnotes.linear import ridge_solution
 from dlnotes.training import mlp, train_classifier
 
 # ------------------------------------------------------------------------------------ dropout

@@ -20,6 +20,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
 from dlnotes.em import (
+    _logsumexp,
     fixed_variance_em,
     gaussian_mixture_elbo,
     gaussian_mixture_em,
@@ -272,6 +273,16 @@ def test_fixed_variance_em_is_finite_for_tiny_variances():
 # --------------------------------------------------------------------------- bad inputs
 
 X3, M3, C3, W3 = blobs(20, 2, 3, 0)
+
+
+@given(st.integers(1, 6), st.integers(1, 6), st.integers(0, 10_000), st.floats(1e-3, 1e3))
+@settings(max_examples=50, deadline=None)
+def test_log_sum_exp_matches_scipy_and_is_minus_infinity_on_empty_rows(n, k, seed, scale):
+    a = np.random.default_rng(seed).normal(size=(n, k)) * scale
+    a[0] = -np.inf
+    for axis in (0, 1):
+        assert np.allclose(_logsumexp(a, axis), logsumexp(a, axis=axis), rtol=1e-13, atol=0.0)
+    assert _logsumexp(a, 1)[0] == -np.inf
 
 
 @pytest.mark.parametrize(

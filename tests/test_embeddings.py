@@ -1,7 +1,6 @@
 """The packaged all-MiniLM-L6-v2: offline loading, and encodings against sentence-transformers."""
 
 import hashlib
-import socket
 import sys
 
 import numpy as np
@@ -21,23 +20,13 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def loaded():
-    return emb.load_model()
-
-
 def test_the_packaged_weights_are_the_upstream_file():
     digest = hashlib.sha256((emb.model_dir() / "model.safetensors").read_bytes()).hexdigest()
     assert digest == UPSTREAM_WEIGHTS_SHA256
 
 
-def test_model_loads_with_every_network_connection_refused(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise OSError("network access attempted during an offline load")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    tokenizer, model = emb.load_model()
+def test_model_loads_with_every_network_connection_refused(minilm):
+    tokenizer, model = minilm  # the session fixture loads it with connections refused
     assert not model.training
     assert (model.config.num_hidden_layers, model.config.hidden_size) == (6, 384)
     assert len(tokenizer) == 30522
@@ -49,26 +38,26 @@ def test_a_missing_model_package_fails_with_the_install_command(monkeypatch):
         emb.model_dir()
 
 
-def test_sentence_embeddings_match_sentence_transformers(loaded):
+def test_sentence_embeddings_match_sentence_transformers(minilm):
     from sentence_transformers import SentenceTransformer
 
     reference = SentenceTransformer(str(emb.model_dir()), device="cpu", local_files_only=True)
     expected = reference.encode(TEXTS, convert_to_numpy=True)
-    got = emb.encode(TEXTS, *loaded).embeddings
+    got = emb.encode(TEXTS, *minilm).embeddings
     assert np.allclose(got, expected, atol=1e-5)
     assert np.allclose(np.linalg.norm(got, axis=1), 1.0)
 
 
-def test_encoding_does_not_depend_on_batching_or_padding(loaded):
-    together = emb.encode(TEXTS, *loaded, batch_size=4)
-    alone = [emb.encode([t], *loaded) for t in TEXTS]
+def test_encoding_does_not_depend_on_batching_or_padding(minilm):
+    together = emb.encode(TEXTS, *minilm, batch_size=4)
+    alone = [emb.encode([t], *minilm) for t in TEXTS]
     for i, single in enumerate(alone):
         assert np.allclose(together.sentence_layers[:, i], single.sentence_layers[:, 0], atol=1e-5)
         assert together.lengths[i] == single.lengths[0]
 
 
-def test_token_vectors_are_hidden_states_of_one_non_special_token(loaded):
-    tokenizer, model = loaded
+def test_token_vectors_are_hidden_states_of_one_non_special_token(minilm):
+    tokenizer, model = minilm
     out = emb.encode(TEXTS, tokenizer, model, seed=3)
     assert out.sentence_layers.shape == out.token_layers.shape == (7, 4, 384)
     assert not set(out.token_ids.tolist()) & set(tokenizer.all_special_ids)
@@ -81,13 +70,13 @@ def test_token_vectors_are_hidden_states_of_one_non_special_token(loaded):
                        atol=1e-5)
 
 
-def test_truncation_caps_the_number_of_tokens(loaded):
-    out = emb.encode([TEXTS[1]], *loaded, max_length=5)
+def test_truncation_caps_the_number_of_tokens(minilm):
+    out = emb.encode([TEXTS[1]], *minilm, max_length=5)
     assert out.lengths.tolist() == [5]
 
 
-def test_token_counts_count_word_pieces_without_special_tokens(loaded):
-    tokenizer, _ = loaded
+def test_token_counts_count_word_pieces_without_special_tokens(minilm):
+    tokenizer, _ = minilm
     counts = emb.token_counts(["the cat and the dog", "the"], tokenizer)
     the, cat = tokenizer.convert_tokens_to_ids(["the", "cat"])
     assert counts[the] == 3 and counts[cat] == 1 and counts.sum() == 6
@@ -95,8 +84,8 @@ def test_token_counts_count_word_pieces_without_special_tokens(loaded):
     assert emb.token_counts([], tokenizer).sum() == 0
 
 
-def test_static_embeddings_are_the_input_embedding_matrix(loaded):
-    _, model = loaded
+def test_static_embeddings_are_the_input_embedding_matrix(minilm):
+    _, model = minilm
     table = emb.static_embeddings(model)
     assert table.shape == (30522, 384) and table.dtype == np.float64
     row = model.get_input_embeddings().weight[5].detach().double().numpy()
@@ -111,6 +100,6 @@ def test_static_embeddings_are_the_input_embedding_matrix(loaded):
     ({"texts": ["a"], "batch_size": 0}, "batch_size"),
     ({"texts": ["a"], "seed": -1}, "seed"),
 ])
-def test_bad_input_raises_value_error_naming_the_argument(loaded, kwargs, argument):
+def test_bad_input_raises_value_error_naming_the_argument(minilm, kwargs, argument):
     with pytest.raises(ValueError, match=argument):
-        emb.encode(tokenizer=loaded[0], model=loaded[1], **kwargs)
+        emb.encode(tokenizer=minilm[0], model=minilm[1], **kwargs)

@@ -10,33 +10,27 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.distance import pdist
-from sklearn.linear_model import RidgeClassifier
 
+from dlnotes.data import adjacency_matrix, contextual_sbm, karate_club, per_class_split
 from dlnotes.graphs import (
+    LAYERS,
+    DenseLayer,
     GATLayer,
     GCNLayer,
-    GraphAutoencoder,
     LayerStack,
     NodeClassifier,
+    Propagation,
     SelfAttentionLayer,
-    _scaled_cosine_error,
-    adjacency_matrix,
     attention_summary,
-    contextual_sbm,
     dirichlet_energy,
     hop_distances,
     influence_by_hop,
     influence_matrix,
-    karate_club,
-    linear_probe_accuracy,
     mean_pairwise_distance,
     normalized_adjacency,
-    per_class_split,
     smoothing_by_depth,
-    train_graph_autoencoder,
     train_node_classifier,
 )
-from dlnotes.losses import scaled_cosine_error
 
 f64 = torch.float64
 
@@ -105,7 +99,7 @@ BAD_ADJACENCY = [
     (torch.ones(2, 3), "square"),
     (torch.tensor([[0.0, math.nan], [math.nan, 0.0]]), "finite"),
     ([[0.0, 1.0], [1.0, 0.0]], "torch.Tensor"),
-    (torch.zeros(0, 0), "at least one node"),
+    (torch.zeros(0, 0), "at least 1 node"),
 ]
 
 
@@ -150,7 +144,7 @@ def test_dirichlet_energy_is_differentiable_and_rejects_mismatched_rows():
     dirichlet_energy(H, A).backward()
     A_hat = normalized_adjacency(A)
     assert torch.allclose(H.grad, 2 * (torch.eye(34, dtype=f64) - A_hat) @ H.detach())
-    with pytest.raises(ValueError, match="H must have one row per node"):
+    with pytest.raises(ValueError, match=r"H must hold 34 rows \(one per node\), got 33"):
         dirichlet_energy(features(0, 33, 2), A)
 
 
@@ -172,7 +166,7 @@ def test_normalized_distance_is_zero_for_parallel_rows_and_ignores_scale():
     H = torch.tensor([[1.0], [5.0], [0.01]], dtype=f64) * v
     assert float(mean_pairwise_distance(H, normalize_rows=True)) == pytest.approx(0.0, abs=1e-15)
     assert float(mean_pairwise_distance(H)) > 1.0
-    with pytest.raises(ValueError, match="N >= 2"):
+    with pytest.raises(ValueError, match="H must hold at least 2 rows"):
         mean_pairwise_distance(torch.ones(1, 3))
 
 
@@ -290,8 +284,8 @@ def test_self_attention_matches_torch_sdpa_with_and_without_a_graph(seed, n, d_i
 
 
 BAD_LAYER_CALLS = [
-    (lambda: GCNLayer(3, 2)(torch.ones(4, 2), torch.eye(4)), "3 columns"),
-    (lambda: GCNLayer(3, 2)(torch.ones(4, 3), torch.eye(5)), "one row per node"),
+    (lambda: GCNLayer(3, 2)(torch.ones(4, 2), torch.eye(4)), r"3 columns \(in_features\)"),
+    (lambda: GCNLayer(3, 2)(torch.ones(4, 3), torch.eye(5)), r"rows \(one per node\)"),
     (lambda: GCNLayer(3, 2)(torch.ones(4, 3), torch.ones(4, 3)), "square"),
     (lambda: GATLayer(3, 2)(torch.ones(4, 3), -torch.eye(4)), "non-negative"),
     (lambda: GATLayer(3, 2)(torch.full((4, 3), math.inf), torch.eye(4)), "finite"),
@@ -308,6 +302,36 @@ BAD_LAYER_CALLS = [
 def test_layers_reject_bad_input(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_every_layer_propagates_with_its_own_graph_operator_as_its_checked_forward_does():
+    A, H = karate_club()[0], features(3, 34, 5)
+    A_hat = normalized_adjacency(A)
+    checked = {
+        "propagation": lambda layer: A_hat @ H,
+        "gcn": lambda layer: layer(H, A_hat),
+        "gat": lambda layer: layer(H, A)[0],
+        "attention": lambda layer: layer(H)[0],
+        "mlp": lambda layer: layer(H),
+    }
+    assert set(checked) == set(LAYERS)
+    for kind, cls in LAYERS.items():
+        layer = cls(5, 5, seed=1).double()
+        fast = layer.propagate(H, layer.graph_operator(A, f64))
+        assert torch.allclose(fast, checked[kind](layer), rtol=1e-12, atol=1e-12), kind
+    assert not Propagation.learned and all(LAYERS[k].learned for k in LAYERS if k != "propagation")
+    with pytest.raises(ValueError, match="out_features"):
+        Propagation(5, 4)
+
+
+def test_dense_layer_is_a_glorot_initialised_linear_layer_that_ignores_the_graph():
+    layer = DenseLayer(40, 30, seed=2)
+    bound = math.sqrt(6 / (40 + 30))
+    assert isinstance(layer, torch.nn.Linear) and torch.equal(layer.bias, torch.zeros(30))
+    weight = layer.weight.detach()
+    assert float(weight.abs().max()) <= bound and float(weight.std()) > 0.5 * bound
+    assert torch.equal(weight, DenseLayer(40, 30, seed=2).weight.detach())
+    assert layer.graph_operator(torch.eye(3), f64) is None
 
 
 # ----------------------------------------------------------------- depth and influence
@@ -388,55 +412,6 @@ def test_influence_by_hop_sums_rings_and_averages_pairs_like_a_loop():
         np.mean([float(influence[i, j]) for i in kept for j in range(5) if hops[i, j] == 1]))
 
 
-# ---------------------------------------------------------------------------------- data
-
-
-def test_karate_club_has_34_members_78_friendships_and_two_factions_of_17():
-    A, y = karate_club()
-    assert A.shape == (34, 34) and int(A.sum()) == 2 * 78 and torch.equal(A, A.T)
-    assert torch.equal(torch.bincount(y), torch.tensor([17, 17]))
-    assert int(y[0]) == 0 and int(y[33]) == 1  # Mr. Hi and the officer lead the two sides
-
-
-def test_contextual_sbm_has_the_requested_degree_homophily_and_class_means():
-    degree, same = [], []
-    for seed in range(5):
-        A, X, y = contextual_sbm(100, 3, degree=6.0, homophily=0.75, n_features=5,
-                                 signal=2.0, seed=seed)
-        assert A.shape == (300, 300) and torch.equal(A, A.T) and X.shape == (300, 5)
-        degree.append(float(A.sum()) / 300)
-        same.append(float((A * (y[:, None] == y[None, :])).sum() / A.sum()))
-        means = torch.stack([X[y == c].mean(0) for c in range(3)])
-        assert torch.allclose(means[:, :3], 2.0 * torch.eye(3, dtype=f64), atol=0.45)
-    assert np.mean(degree) == pytest.approx(6.0, rel=0.05)
-    assert np.mean(same) == pytest.approx(0.75, abs=0.03)
-    a, b = contextual_sbm(10, 2, degree=2, homophily=0.5, n_features=2, signal=1, seed=3)[:2], \
-        contextual_sbm(10, 2, degree=2, homophily=0.5, n_features=2, signal=1, seed=3)[:2]
-    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
-
-
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"degree": 50.0}, "too large"),
-    ({"homophily": 1.5}, "homophily"),
-    ({"n_features": 1}, "n_features"),
-    ({"signal": -1.0}, "signal"),
-], ids=["probability-above-one", "homophily", "too-few-features", "negative-signal"])
-def test_contextual_sbm_rejects_bad_arguments(kwargs, message):
-    args = {"degree": 3.0, "homophily": 0.8, "n_features": 4, "signal": 1.0, "seed": 0} | kwargs
-    with pytest.raises(ValueError, match=message):
-        contextual_sbm(10, 3, **args)
-
-
-def test_per_class_split_picks_n_of_every_class_and_returns_the_rest():
-    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 0])
-    picked, rest = per_class_split(y, 2, seed=4)
-    assert torch.equal(torch.bincount(y[picked]), torch.tensor([2, 2, 2]))
-    assert sorted(picked.tolist() + rest.tolist()) == list(range(11))
-    assert torch.equal(picked, per_class_split(y, 2, seed=4)[0])
-    with pytest.raises(ValueError, match="class 1 has 3 nodes"):
-        per_class_split(y, 4, seed=0)
-
-
 # ------------------------------------------------------------------- attention summary
 
 
@@ -454,7 +429,7 @@ def test_attention_summary_of_uniform_and_of_self_attention():
     own = attention_summary(torch.eye(4, dtype=f64), A, y)
     assert own["tv_to_uniform"] == pytest.approx(np.mean([1 - 1 / 4] + [1 - 1 / 2] * 3))
     assert own["same_class"] == 1.0
-    with pytest.raises(ValueError, match="shape of A"):
+    with pytest.raises(ValueError, match="attention and A must have the same shape"):
         attention_summary(torch.eye(3), A, y)
 
 
@@ -505,55 +480,3 @@ def test_node_classifier_rejects_propagation_and_an_asymmetric_graph_for_the_gcn
     model = NodeClassifier("gcn", 2, 3, 2)
     with pytest.raises(ValueError, match="symmetric"):
         model(torch.ones(2, 2), torch.tensor([[0.0, 1.0], [0.0, 0.0]]))
-
-
-# --------------------------------------------------------------------- probes and MAE
-
-
-@pytest.mark.parametrize("n_classes", [2, 3])
-def test_linear_probe_matches_sklearn_ridge_classifier(n_classes):
-    A, X, y = contextual_sbm(30, n_classes, degree=3.0, homophily=0.8, n_features=6,
-                             signal=1.0, seed=n_classes)
-    train, test = per_class_split(y, 15, seed=0)
-    Xt = X[train]
-    std = Xt.std(0, unbiased=False)
-    Z = ((X - Xt.mean(0)) / std).numpy()
-    for alpha in (0.1, 1.0, 30.0):
-        sk = RidgeClassifier(alpha=alpha).fit(Z[train], y[train].numpy())
-        expected = float((sk.predict(Z[test]) == y[test].numpy()).mean())
-        assert linear_probe_accuracy(X, y, train, test, alpha=alpha) == expected
-
-
-def test_scaled_cosine_error_matches_dlnotes_losses_and_counts_zero_rows_as_orthogonal():
-    x, z = features(0, 6, 3), features(1, 6, 3)
-    for gamma in (1.0, 2.0, 3.0):
-        assert float(_scaled_cosine_error(x, z, gamma)) == pytest.approx(
-            float(scaled_cosine_error(x, z, gamma)), rel=1e-12)
-    z[2] = 0.0
-    assert float(_scaled_cosine_error(x[2:3], z[2:3], 2.0)) == 1.0
-
-
-def test_graph_autoencoder_training_lowers_its_loss_and_is_reproducible():
-    A, X, _ = contextual_sbm(20, 3, degree=4.0, homophily=0.8, n_features=6, signal=1.0, seed=0)
-    runs = {}
-    for rate in (0.0, 0.5, 0.5):
-        model = GraphAutoencoder(6, 12, seed=1).double()
-        losses = train_graph_autoencoder(model, X, A, mask_rate=rate, epochs=40, seed=2)
-        assert losses[-1] < losses[0]
-        runs.setdefault(rate, []).append((losses, model.embed(X, A)))
-    (l1, z1), (l2, z2) = runs[0.5]
-    assert l1 == l2 and torch.equal(z1, z2) and z1.shape == (60, 12)
-    assert not torch.equal(runs[0.0][0][1], z1)
-
-
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"mask_rate": 1.0}, "mask_rate"),
-    ({"epochs": 0}, "epochs"),
-    ({"gamma": 0.0}, "gamma"),
-    ({"lr": -1.0}, "lr"),
-], ids=["mask-rate-one", "no-epochs", "gamma-zero", "negative-lr"])
-def test_train_graph_autoencoder_rejects_bad_arguments(kwargs, message):
-    A, X, _ = contextual_sbm(5, 2, degree=2.0, homophily=0.8, n_features=3, signal=1.0, seed=0)
-    args = {"mask_rate": 0.5, "epochs": 2} | kwargs
-    with pytest.raises(ValueError, match=message):
-        train_graph_autoencoder(GraphAutoencoder(3, 4).double(), X, A, **args)

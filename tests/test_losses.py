@@ -88,6 +88,19 @@ def test_scaled_cosine_error_with_gamma_one_is_mean_one_minus_cosine(n, gamma):
     assert torch.allclose(scaled_cosine_error(x, z, gamma), ((1 - cos) ** gamma).mean())
 
 
+def test_scaled_cosine_error_matches_torch_cosine_and_with_eps_counts_zero_rows_as_orthogonal():
+    gen = torch.Generator().manual_seed(0)
+    x, z = (torch.randn(6, 3, dtype=torch.float64, generator=gen) for _ in range(2))
+    for gamma in (1.0, 2.0, 3.0):
+        reference = ((1 - F.cosine_similarity(x, z, dim=1)) ** gamma).mean()
+        assert torch.allclose(scaled_cosine_error(x, z, gamma), reference, rtol=1e-12)
+        assert torch.allclose(scaled_cosine_error(x, z, gamma, eps=1e-12), reference, rtol=1e-12)
+    z[2] = 0.0
+    assert float(scaled_cosine_error(x[2:3], z[2:3], 2.0, eps=1e-12)) == 1.0
+    with pytest.raises(ValueError, match="z must have no all-zero rows"):
+        scaled_cosine_error(x, z, 2.0)
+
+
 def test_scaled_cosine_error_is_zero_for_aligned_and_scale_invariant():
     x = torch.randn(4, 3, dtype=torch.float64)
     assert float(scaled_cosine_error(x, 3.0 * x, 2.0)) == pytest.approx(0.0, abs=1e-12)

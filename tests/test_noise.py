@@ -7,11 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from helpers import case_id
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from sklearn.linear_model import Ridge
 from torch import nn
 
+from dlnotes.linear import ridge_solution
 from dlnotes.noise import (
     add_gaussian_noise,
     cross_validated_noise_level,
@@ -22,7 +21,6 @@ from dlnotes.noise import (
     output_hessian_trace,
     output_jacobian,
     perturbed_parameters,
-    ridge_solution,
     sharpness,
     train_noise_regularised,
     weight_noise_excess_loss,
@@ -77,32 +75,6 @@ def test_gaussian_noise_is_reproducible_keeps_dtype_and_zero_std_is_a_copy():
     b = add_gaussian_noise(x, 0.1, torch.Generator().manual_seed(7))
     assert torch.equal(a, b) and a.dtype == torch.float32 and not torch.equal(a, x)
     assert torch.equal(add_gaussian_noise(x, 0.0), x)
-
-
-def test_ridge_solution_solves_the_normal_equations_and_matches_sklearn_at_alpha_n_lam():
-    X, y = regression_data()
-    n, d = X.shape
-    for lam in (0.01, 0.3, 5.0):
-        w = ridge_solution(X, y, lam)
-        normal = np.linalg.solve(X.T @ X / n + lam * np.eye(d), X.T @ y / n)
-        sk = Ridge(alpha=n * lam, fit_intercept=False).fit(X, y).coef_
-        assert np.allclose(w, normal, rtol=1e-10, atol=1e-12)
-        assert np.allclose(w, sk, rtol=1e-8, atol=1e-10)
-
-
-def test_ridge_solution_with_zero_lambda_is_the_minimum_norm_least_squares_solution():
-    X, y = regression_data(n=5, d=8)  # more features than rows: many exact fits
-    w = ridge_solution(X, y, 0.0)
-    assert np.allclose(w, np.linalg.pinv(X) @ y, atol=1e-10)
-    assert np.allclose(X @ w, y, atol=1e-10)
-
-
-@given(st.floats(1e-4, 10.0), st.floats(1.01, 10.0), st.integers(0, 50))
-@settings(max_examples=40, deadline=None)
-def test_ridge_shrinks_the_coefficients_monotonically_in_lambda(lam, factor, seed):
-    X, y = regression_data(n=20, d=5, seed=seed)
-    small, large = ridge_solution(X, y, lam), ridge_solution(X, y, lam * factor)
-    assert np.linalg.norm(large) <= np.linalg.norm(small) * (1 + 1e-12)
 
 
 def test_input_noise_solution_approaches_ridge_with_lambda_sigma_squared():
@@ -334,10 +306,6 @@ def test_sharpness_at_a_least_squares_minimum_is_exactly_quadratic_in_the_radius
         (lambda: add_gaussian_noise(torch.zeros(3), -0.1), "std"),
         (lambda: add_gaussian_noise(torch.zeros(3, dtype=torch.long), 0.1), "x"),
         (lambda: add_gaussian_noise(torch.zeros(3), 0.1, generator=3), "generator"),
-        (lambda: ridge_solution(np.zeros((4, 2)), np.zeros(4), -1.0), "lam"),
-        (lambda: ridge_solution(np.zeros((4, 2)), np.zeros(3), 1.0), "same number of rows"),
-        (lambda: ridge_solution(np.zeros(4), np.zeros(4), 1.0), "X"),
-        (lambda: ridge_solution(np.full((2, 2), np.nan), np.zeros(2), 1.0), "X"),
         (lambda: input_noise_solution(np.zeros((4, 2)), np.zeros(4), -0.5, 10), "sigma"),
         (lambda: input_noise_solution(np.zeros((4, 2)), np.zeros(4), 0.5, 0), "copies"),
         (lambda: input_noise_solution(np.zeros((4, 2)), np.zeros(4), 0.5, 2.5), "copies"),

@@ -21,6 +21,7 @@ from dlnotes.smoothing import (
     logit_gap,
     logit_gap_descent,
     optimal_logit_gap,
+    reliability_diagram,
     smooth_targets,
     smoothed_cross_entropy,
     target_probabilities,
@@ -407,7 +408,7 @@ def test_bad_input_raises_value_error_naming_the_problem(call, argument):
 def test_reliability_diagram_draws_bin_accuracy_against_confidence():
     import matplotlib.pyplot as plt
 
-    from dlnotes.plotting import reliability_diagram, subplots
+    from dlnotes.plotting import subplots
 
     probs = torch.tensor([[0.95, 0.05], [0.85, 0.15], [0.32, 0.68], [0.62, 0.38]])
     labels = torch.tensor([0, 1, 1, 1])

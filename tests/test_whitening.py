@@ -24,9 +24,11 @@ from dlnotes.whitening import (
 
 
 def correlated_data(n, d, seed=0, shift=3.0):
-    """Rows with a non-zero mean and a badly conditioned, non-diagonal covariance."""
+    """Rows with a non-zero mean and a badly conditioned (condition number 10⁴), non-diagonal
+    covariance: a random rotation times scales from 1 to 0.01, so that no draw is singular."""
     rng = np.random.default_rng(seed)
-    mixing = rng.normal(size=(d, d)) * np.logspace(0, -2, d)
+    rotation, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    mixing = rotation * np.logspace(0, -2, d)
     return rng.normal(size=(n, d)) @ mixing.T + shift
 
 
@@ -122,7 +124,7 @@ def test_fit_whitening_rejects_bad_arguments(kwargs, argument):
         (lambda: knn_distance(np.ones((3, 2)), k=1, queries=[0.5]), "queries"),
         (lambda: alignment(np.ones((3, 2)), np.ones((3, 3))), "same shape"),
         (lambda: alignment(np.ones(3), np.ones(3)), "x"),
-        (lambda: alignment(np.ones((0, 2)), np.ones((0, 2))), "at least one pair"),
+        (lambda: alignment(np.ones((0, 2)), np.ones((0, 2))), "x must hold at least 1 row"),
         (lambda: alignment(np.ones((2, 2)), np.zeros((2, 2))), "all-zero rows"),
         (lambda: alignment(np.ones((2, 2)), np.full((2, 2), np.inf)), "y"),
         (lambda: alignment(np.ones((2, 2)), np.ones((2, 2)), alpha=0), "alpha"),

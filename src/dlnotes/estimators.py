@@ -17,13 +17,12 @@ estimated in two ways:
 :func:`gaussian_gradient_samples` and :func:`categorical_gradient_samples` return one gradient
 estimate per sample, to measure bias and variance; :class:`BernoulliVAE` and
 :func:`vae_objective` train a small variational auto-encoder with either estimator;
-:func:`fit_full_batch` is the full-batch Adam loop of the chapter's experiments and
-:func:`best_f1_threshold` picks the decision threshold that maximises F1.
+:func:`fit_full_batch` is the full-batch Adam loop of the chapter's experiments. The F1
+metrics of the chapter are in :mod:`dlnotes.metrics`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
@@ -34,10 +33,13 @@ from dlnotes.training import mlp
 from dlnotes.validation import (
     check_choice,
     check_finite,
+    check_float_tensor,
     check_int_at_least,
+    check_min_length,
     check_ndim,
     check_positive,
     check_same_shape,
+    check_tensor,
 )
 
 __all__ = [
@@ -50,17 +52,13 @@ __all__ = [
     "BernoulliVAE",
     "vae_objective",
     "fit_full_batch",
-    "best_f1_threshold",
 ]
 
 
 def _check_logits(name: str, logits: torch.Tensor) -> None:
-    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
-        raise ValueError(f"{name} must be a floating torch.Tensor, got {type(logits).__name__}")
-    check_ndim(name, logits, (1, 2))
+    check_float_tensor(name, logits, (1, 2))
     if logits.shape[-1] < 1:
         raise ValueError(f"{name} must have at least one class (last dimension ≥ 1)")
-    check_finite(name, logits)
 
 
 def gumbel_noise(
@@ -221,8 +219,7 @@ def score_function_gradient(
         For shapes that differ, non-finite inputs or ``num_samples`` < 1.
     """
     _check_logits("logits", logits)
-    if not isinstance(values, torch.Tensor):
-        raise ValueError(f"values must be a torch.Tensor, got {type(values).__name__}")
+    check_tensor("values", values)
     check_same_shape("values", values, "logits", logits)
     check_finite("values", values)
     check_finite("baseline", baseline)
@@ -330,14 +327,12 @@ def categorical_gradient_samples(
     Raises
     ------
     ValueError
-        For an unknown ``estimator``, shapes that are not the same ``(k,)``, non-finite
-        inputs, ``tau`` ≤ 0 or ``num_samples`` < 1.
+        For an unknown ``estimator``, or a wrong shape or value.
     """
     check_choice("estimator", estimator, ["score", "gumbel-softmax"])
     _check_logits("logits", logits)
     check_ndim("logits", logits, 1)
-    if not isinstance(values, torch.Tensor):
-        raise ValueError(f"values must be a torch.Tensor, got {type(values).__name__}")
+    check_tensor("values", values)
     check_same_shape("values", values, "logits", logits)
     check_finite("values", values)
     check_positive("tau", tau)
@@ -359,7 +354,7 @@ class BernoulliVAE(nn.Module):
 
     Encoder :math:`x \mapsto (\mu, \log\sigma)` and decoder :math:`z \mapsto` logits of
     independent Bernoulli pixels are one-hidden-layer ReLU networks built by
-    :func:`dlnotes.training.mlp`. The prior is :math:`\mathcal N(0, I)`. Used in chapter 13.
+    :func:`dlnotes.training.mlp`. The prior is :math:`\mathcal N(0, I)`.
 
     Parameters
     ----------
@@ -442,8 +437,7 @@ def vae_objective(
     """
     check_choice("estimator", estimator, ["reparameterised", "score"])
     check_ndim("x", x, 2)
-    if x.shape[0] < 2:
-        raise ValueError(f"x must have at least 2 rows (for the baseline), got {x.shape[0]}")
+    check_min_length("x", x, 2, "rows (for the baseline)")
     mu, log_sigma = vae.encode(x)
     sigma = log_sigma.exp()
     eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype)
@@ -515,51 +509,3 @@ def fit_full_batch(
         history["objective"].append(float(loss.detach()))
         record()
     return history
-
-
-def best_f1_threshold(scores: torch.Tensor, targets: torch.Tensor) -> tuple[float, float, float]:
-    r"""The thresholds on ``scores`` that maximise F1, predicting positive when score ≥ t.
-
-    Predicting the top :math:`m` scores as positive gives
-    :math:`F_1(m) = 2\,\mathrm{TP}(m)/(m + P)` with :math:`P` the number of positives; every
-    :math:`t` in :math:`(s_{(m+1)}, s_{(m)}]` (scores sorted in decreasing order) makes the
-    same predictions. Ties in ``scores`` are never split.
-
-    Parameters
-    ----------
-    scores
-        Shape ``(n,)``, finite (probabilities or logits).
-    targets
-        Shape ``(n,)``, labels in {0, 1} with at least one positive.
-
-    Returns
-    -------
-    low, high, f1
-        The best F1 and the interval ``(low, high]`` of thresholds that achieve it at the
-        smallest number of predicted positives (``low`` is ``-inf`` if every example is
-        predicted positive).
-
-    Raises
-    ------
-    ValueError
-        For shapes that differ or are not 1-D, non-finite scores, labels other than 0 and
-        1, or no positive label.
-    """
-    check_ndim("scores", scores, 1)
-    check_same_shape("scores", scores, "targets", targets)
-    check_finite("scores", scores)
-    if not bool(((targets == 0) | (targets == 1)).all()):
-        raise ValueError("targets must contain only the labels 0 and 1")
-    positives = float(targets.sum())
-    if positives == 0:
-        raise ValueError("targets must contain at least one positive (F1 is undefined)")
-    s = scores.detach().to(torch.float64)
-    order = torch.argsort(s, descending=True, stable=True)
-    s_sorted, tp = s[order], torch.cumsum(targets[order].to(torch.float64), dim=0)
-    m = torch.arange(1, s.shape[0] + 1, dtype=torch.float64)
-    valid = torch.ones_like(s_sorted, dtype=torch.bool)
-    valid[:-1] = s_sorted[:-1] > s_sorted[1:]  # cut only between distinct scores
-    f1 = torch.where(valid, 2.0 * tp / (m + positives), torch.full_like(m, -1.0))
-    best = int(torch.argmax(f1))
-    low = float(s_sorted[best + 1]) if best + 1 < s.shape[0] else -math.inf
-    return low, float(s_sorted[best]), float(f1[best])

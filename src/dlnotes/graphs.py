@@ -1,5 +1,6 @@
-r"""Graph convolution, graph attention, over-smoothing and masked graph autoencoders. Used in
-chapter 9, "Graph neural networks".
+r"""Graph convolution, graph attention, over-smoothing and node classification. Used in chapter
+9, "Graph neural networks" (its masked graph autoencoders are in
+:mod:`dlnotes.graph_autoencoders`, its data in :mod:`dlnotes.data`).
 
 Conventions shared by every function here:
 
@@ -23,85 +24,72 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import networkx as nx
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from dlnotes.validation import (
+    as_float_tensor,
     check_choice,
-    check_finite,
-    check_in_range,
+    check_dim_size,
     check_int_at_least,
+    check_int_in_range,
+    check_length,
+    check_min_length,
     check_nonnegative,
     check_positive,
+    check_same_shape,
+    check_shape,
+    check_square,
+    check_symmetric,
+    check_values_in,
 )
 
 __all__ = [
-    "adjacency_matrix",
     "normalized_adjacency",
     "dirichlet_energy",
     "mean_pairwise_distance",
     "hop_distances",
+    "GraphLayer",
+    "Propagation",
     "GCNLayer",
     "GATLayer",
     "SelfAttentionLayer",
+    "DenseLayer",
+    "LAYERS",
     "LAYER_KINDS",
     "LayerStack",
     "smoothing_by_depth",
     "influence_matrix",
     "influence_by_hop",
-    "karate_club",
-    "contextual_sbm",
-    "per_class_split",
     "attention_summary",
     "NodeClassifier",
     "train_node_classifier",
-    "linear_probe_accuracy",
-    "GraphAutoencoder",
-    "train_graph_autoencoder",
 ]
 
 
 # ------------------------------------------------------------------------------ checks
 
 
-def _as_tensor(name: str, x: Any) -> torch.Tensor:
-    """``x`` as a floating torch tensor (integer and boolean input become float64)."""
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(x)
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
-    if not x.is_floating_point():
-        x = x.to(torch.float64)
-    check_finite(name, x)
-    return x
-
-
 def _check_adjacency(name: str, A: Any, *, symmetric: bool) -> torch.Tensor:
-    A = _as_tensor(name, A)
-    if A.ndim != 2 or A.shape[0] != A.shape[1]:
-        raise ValueError(f"{name} must be a square (N, N) matrix, got shape {tuple(A.shape)}")
-    if A.shape[0] == 0:
-        raise ValueError(f"{name} must have at least one node")
-    if bool((A < 0).any()):
-        raise ValueError(f"{name} must be non-negative (edge weights >= 0)")
-    if symmetric and float((A - A.T).abs().max()) > 1e-6 * max(float(A.abs().max()), 1e-300):
-        raise ValueError(f"{name} must be symmetric (an undirected graph)")
+    """``A`` as a floating tensor: a square, non-negative (and, if asked, symmetric) matrix."""
+    A = as_float_tensor(name, A)
+    check_square(name, A)
+    check_min_length(name, A, 1, "nodes")
+    check_values_in(name, A, 0.0)
+    if symmetric:
+        check_symmetric(name, A, 1e-6)
     return A
 
 
 def _check_features(name: str, H: Any, n_nodes: int, n_features: int | None = None
                     ) -> torch.Tensor:
-    H = _as_tensor(name, H)
-    if H.ndim != 2:
-        raise ValueError(f"{name} must have shape (N, F), got shape {tuple(H.shape)}")
-    if H.shape[0] != n_nodes:
-        raise ValueError(f"{name} must have one row per node ({n_nodes}), got {H.shape[0]}")
-    if n_features is not None and H.shape[1] != n_features:
-        raise ValueError(f"{name} must have {n_features} columns (in_features), "
-                         f"got {H.shape[1]}")
+    """``H`` as a floating ``(n_nodes, n_features)`` tensor, one row per node."""
+    H = as_float_tensor(name, H, 2)
+    check_length(name, H, n_nodes, "rows (one per node)")
+    if n_features is not None:
+        check_dim_size(name, H, 1, n_features, "columns (in_features)")
     return H
 
 
@@ -120,24 +108,6 @@ def _generator(seed: int | None) -> torch.Generator | None:
 # ------------------------------------------------------------------------ propagation
 
 
-def adjacency_matrix(graph: nx.Graph) -> torch.Tensor:
-    """The unweighted adjacency matrix of a networkx graph as a float64 tensor.
-
-    Nodes are ordered as ``graph.nodes``; edge weights (the karate club carries some) are
-    ignored, every edge counts 1. Used in chapter 9.
-
-    Raises
-    ------
-    ValueError
-        If ``graph`` is not a networkx graph or has no nodes.
-    """
-    if not isinstance(graph, nx.Graph):
-        raise ValueError(f"graph must be a networkx graph, got {type(graph).__name__}")
-    if graph.number_of_nodes() == 0:
-        raise ValueError("graph must have at least one node")
-    return torch.from_numpy(nx.to_numpy_array(graph, weight=None, dtype=np.float64))
-
-
 def normalized_adjacency(A: Any, *, add_self_loops: bool = True) -> torch.Tensor:
     r"""The symmetric normalised adjacency :math:`\hat A = \tilde D^{-1/2}\tilde A\tilde D^{-1/2}`.
 
@@ -149,7 +119,6 @@ def normalized_adjacency(A: Any, *, add_self_loops: bool = True) -> torch.Tensor
     :math:`\tilde D^{1/2}\mathbf 1` for 1. Without self-loops (``add_self_loops=False``) it is
     :math:`D^{-1/2}AD^{-1/2}`, whose spectrum reaches −1 on a bipartite graph; an isolated node
     then has degree 0 and gets a zero row and column (the convention of PyTorch Geometric).
-    Used in chapter 9.
 
     Parameters
     ----------
@@ -187,7 +156,7 @@ def dirichlet_energy(H: Any, A: Any, *, add_self_loops: bool = True) -> torch.Te
 
     with :math:`\hat A` from :func:`normalized_adjacency`. It is 0 exactly when every row is
     proportional to :math:`\sqrt{\tilde d_i}` times one common vector, the subspace a deep
-    GCN collapses to. Used in chapter 9.
+    GCN collapses to.
 
     Parameters
     ----------
@@ -209,7 +178,7 @@ def dirichlet_energy(H: Any, A: Any, *, add_self_loops: bool = True) -> torch.Te
         If ``A`` is invalid, or ``H`` is not finite or has no row per node.
     """
     A_hat = normalized_adjacency(A, add_self_loops=add_self_loops)
-    H = _as_tensor("H", H)
+    H = as_float_tensor("H", H, (1, 2))
     if H.ndim == 1:
         H = H[:, None]
     H = _check_features("H", H, A_hat.shape[0])
@@ -222,8 +191,8 @@ def mean_pairwise_distance(H: Any, *, normalize_rows: bool = False) -> torch.Ten
 
     With ``normalize_rows=True`` every row is first scaled to unit length (zero rows stay 0),
     so the value measures how different the *directions* of the node representations are,
-    independently of their scale: 0 when all rows point the same way, at most 2. Used in
-    chapter 9 to measure over-smoothing.
+    independently of their scale: 0 when all rows point the same way, at most 2 (a measure of
+    over-smoothing).
 
     Parameters
     ----------
@@ -242,9 +211,8 @@ def mean_pairwise_distance(H: Any, *, normalize_rows: bool = False) -> torch.Ten
     ValueError
         If ``H`` is not 2-D with at least two rows or is not finite.
     """
-    H = _as_tensor("H", H)
-    if H.ndim != 2 or H.shape[0] < 2:
-        raise ValueError(f"H must have shape (N, F) with N >= 2, got {tuple(H.shape)}")
+    H = as_float_tensor("H", H, 2)
+    check_min_length("H", H, 2, "rows (nodes)")
     if normalize_rows:
         norms = H.norm(dim=1, keepdim=True)
         H = torch.where(norms > 0, H / norms.clamp(min=torch.finfo(H.dtype).tiny),
@@ -259,7 +227,7 @@ def hop_distances(A: Any) -> np.ndarray:
 
     Breadth-first search from all nodes at once: the nodes first reached at step ``k`` are
     at distance ``k``. Edge weights are ignored (every non-zero entry is one hop, in the
-    direction row → column); unreachable pairs get ``inf``. Used in chapter 9.
+    direction row → column); unreachable pairs get ``inf``.
 
     Parameters
     ----------
@@ -294,12 +262,63 @@ def hop_distances(A: Any) -> np.ndarray:
 # ------------------------------------------------------------------------------ layers
 
 
-class GCNLayer(nn.Module):
+class GraphLayer(nn.Module):
+    """A layer of node features on a graph, before its nonlinearity.
+
+    Each kind of layer owns what it needs from the graph and how it propagates:
+    :meth:`graph_operator` computes, once per graph, what the layer uses from a validated
+    adjacency matrix (:math:`\\hat A`, a neighbourhood mask, or nothing), and :meth:`propagate`
+    maps features ``(N, in)`` to ``(N, out)`` with it, without argument checks (the fast path of
+    the training loops). :class:`LayerStack` and :class:`NodeClassifier` build their layers
+    from :data:`LAYERS` by name.
+    """
+
+    #: Whether the layer has weights; :class:`LayerStack` puts a ReLU only after those that do.
+    learned = True
+
+    def graph_operator(self, A: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
+        """What :meth:`propagate` needs from the (validated) adjacency ``A``; ``None``: nothing."""
+        return None
+
+    def propagate(self, H: torch.Tensor, operator: torch.Tensor | None) -> torch.Tensor:
+        """New features from features ``H`` and :meth:`graph_operator`'s output."""
+        raise NotImplementedError
+
+
+class Propagation(GraphLayer):
+    r"""The linear part of a GCN alone, :math:`H \mapsto \hat A H`: no weights, width kept.
+
+    Parameters
+    ----------
+    in_features, out_features
+        Feature size, ≥ 1, the same twice (there is no weight to change it).
+    seed
+        Unused (the layer has no weights); accepted for a common signature.
+    """
+
+    learned = False
+
+    def __init__(self, in_features: int, out_features: int, *, seed: int | None = None):
+        super().__init__()
+        check_int_at_least("in_features", in_features, 1)
+        check_int_in_range("out_features", out_features, in_features, in_features)
+        self.in_features = self.out_features = in_features
+
+    def graph_operator(self, A: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """:math:`\\hat A` of :func:`normalized_adjacency`, in ``dtype``."""
+        return normalized_adjacency(A).to(dtype)
+
+    def propagate(self, H: torch.Tensor, A_hat: torch.Tensor) -> torch.Tensor:
+        """:math:`\\hat A H`."""
+        return A_hat @ H
+
+
+class GCNLayer(GraphLayer):
     r"""One graph convolution of Kipf & Welling (2017): :math:`\hat A H W^\top + b`.
 
     ``weight`` has shape ``(out_features, in_features)`` (as in ``nn.Linear``) and is drawn
     from Glorot's uniform distribution, the paper's initialisation; ``bias`` starts at 0. The
-    nonlinearity is left to the caller. Used in chapter 9.
+    nonlinearity is left to the caller.
 
     Parameters
     ----------
@@ -308,11 +327,6 @@ class GCNLayer(nn.Module):
     seed
         If given, the initial weights come from a generator seeded with it (the global torch
         state is untouched).
-
-    Raises
-    ------
-    ValueError
-        If a size is < 1 or ``seed`` is negative.
     """
 
     def __init__(self, in_features: int, out_features: int, *, seed: int | None = None):
@@ -328,25 +342,22 @@ class GCNLayer(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
     def forward(self, H: torch.Tensor, A_hat: torch.Tensor) -> torch.Tensor:
-        """``A_hat @ H @ weight.T + bias`` for features ``(N, in)`` and ``A_hat`` ``(N, N)``.
-
-        Raises
-        ------
-        ValueError
-            If the shapes do not match or an input is not finite.
-        """
-        A_hat = _as_tensor("A_hat", A_hat)
-        if A_hat.ndim != 2 or A_hat.shape[0] != A_hat.shape[1]:
-            raise ValueError(f"A_hat must be a square (N, N) matrix, got {tuple(A_hat.shape)}")
+        """``A_hat @ H @ weight.T + bias`` for features ``(N, in)`` and ``A_hat`` ``(N, N)``."""
+        A_hat = as_float_tensor("A_hat", A_hat)
+        check_square("A_hat", A_hat)
         H = _check_features("H", H, A_hat.shape[0], self.in_features)
         return self.propagate(H, A_hat)
+
+    def graph_operator(self, A: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """:math:`\\hat A` of :func:`normalized_adjacency`, in ``dtype``."""
+        return normalized_adjacency(A).to(dtype)
 
     def propagate(self, H: torch.Tensor, A_hat: torch.Tensor) -> torch.Tensor:
         """:meth:`forward` without the argument checks, for inputs already validated."""
         return A_hat @ (H @ self.weight.T) + self.bias
 
 
-class GATLayer(nn.Module):
+class GATLayer(GraphLayer):
     r"""One single-head graph attention layer of Veličković et al. (2018).
 
     .. math::
@@ -359,8 +370,7 @@ class GATLayer(nn.Module):
     every other :math:`j`. The score is the paper's :math:`a^\top[Wh_i \Vert Wh_j]` with
     :math:`a = (a_{\text{dst}}, a_{\text{src}})`. Parameters: ``weight`` ``(out, in)``,
     ``att_src`` and ``att_dst`` ``(out,)``, ``bias`` ``(out,)``; Glorot-initialised, bias 0.
-    With an all-ones ``A`` (the complete graph) every node attends to every node. Used in
-    chapter 9.
+    With an all-ones ``A`` (the complete graph) every node attends to every node.
 
     Parameters
     ----------
@@ -370,11 +380,6 @@ class GATLayer(nn.Module):
         Slope of the LeakyReLU for negative scores, ≥ 0 (the paper: 0.2).
     seed
         If given, the initial weights come from a generator seeded with it.
-
-    Raises
-    ------
-    ValueError
-        If a size is < 1, ``negative_slope`` < 0 or ``seed`` is negative.
     """
 
     def __init__(self, in_features: int, out_features: int, *, negative_slope: float = 0.2,
@@ -408,13 +413,7 @@ class GATLayer(nn.Module):
 
     def forward(self, H: torch.Tensor, A: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Output ``(N, out)`` and attention ``(N, N)`` (rows sum to 1 over the neighbours
-        and the node itself, exactly 0 elsewhere).
-
-        Raises
-        ------
-        ValueError
-            If ``A`` is not a square non-negative finite matrix or ``H`` does not match it.
-        """
+        and the node itself, exactly 0 elsewhere)."""
         A = _check_adjacency("A", A, symmetric=False)
         H = _check_features("H", H, A.shape[0], self.in_features)
         return self.attend(H, _neighbourhood_mask(A))
@@ -428,8 +427,16 @@ class GATLayer(nn.Module):
         attention = torch.softmax(e.masked_fill(~mask, float("-inf")), dim=1)
         return attention @ (H @ self.weight.T) + self.bias, attention
 
+    def graph_operator(self, A: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        r"""The boolean mask of :math:`\mathcal N(i)\cup\{i\}`, ``(N, N)``."""
+        return _neighbourhood_mask(A)
 
-class SelfAttentionLayer(nn.Module):
+    def propagate(self, H: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The output of :meth:`attend`."""
+        return self.attend(H, mask)[0]
+
+
+class SelfAttentionLayer(GraphLayer):
     r"""Single-head scaled dot-product self-attention over the nodes (a Transformer's layer).
 
     .. math::
@@ -440,7 +447,8 @@ class SelfAttentionLayer(nn.Module):
     over all nodes when ``A`` is ``None`` (the complete graph, as in a Transformer), or over
     :math:`\mathcal N(i)\cup\{i\}` when an adjacency matrix is given (a "graph Transformer"
     layer). Parameters ``w_query``, ``w_key``, ``w_value``, each ``(out, in)``,
-    Glorot-initialised; no bias. Used in chapter 9.
+    Glorot-initialised; no bias. In :class:`LayerStack` and :class:`NodeClassifier` it
+    attends over all nodes (its :meth:`graph_operator` ignores the edges).
 
     Parameters
     ----------
@@ -448,11 +456,6 @@ class SelfAttentionLayer(nn.Module):
         Feature sizes, ≥ 1.
     seed
         If given, the initial weights come from a generator seeded with it.
-
-    Raises
-    ------
-    ValueError
-        If a size is < 1 or ``seed`` is negative.
     """
 
     def __init__(self, in_features: int, out_features: int, *, seed: int | None = None):
@@ -470,17 +473,8 @@ class SelfAttentionLayer(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
     def forward(self, H: torch.Tensor, A: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Output ``(N, out)`` and attention ``(N, N)``; ``A=None`` attends over all nodes.
-
-        Raises
-        ------
-        ValueError
-            If ``A`` is given and is not a square non-negative finite matrix, or ``H`` does
-            not match.
-        """
-        H = _as_tensor("H", H)
-        if H.ndim != 2:
-            raise ValueError(f"H must have shape (N, F), got shape {tuple(H.shape)}")
+        """Output ``(N, out)`` and attention ``(N, N)``; ``A=None`` attends over all nodes."""
+        H = as_float_tensor("H", H, 2)
         mask = None
         if A is not None:
             A = _check_adjacency("A", A, symmetric=False)
@@ -497,63 +491,64 @@ class SelfAttentionLayer(nn.Module):
         attention = torch.softmax(scores, dim=1)
         return attention @ (H @ self.w_value.T), attention
 
+    def propagate(self, H: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """The output of :meth:`attend`."""
+        return self.attend(H, mask)[0]
+
+
+class DenseLayer(nn.Linear, GraphLayer):
+    """A linear layer that ignores the graph (an MLP's layer), Glorot-initialised, bias 0.
+
+    Parameters
+    ----------
+    in_features, out_features
+        Feature sizes, ≥ 1.
+    seed
+        If given, the initial weights come from a generator seeded with it.
+    """
+
+    def __init__(self, in_features: int, out_features: int, *, seed: int | None = None):
+        check_int_at_least("in_features", in_features, 1)
+        check_int_at_least("out_features", out_features, 1)
+        super().__init__(in_features, out_features)
+        with torch.no_grad():
+            nn.init.xavier_uniform_(self.weight, generator=_generator(seed))
+            self.bias.zero_()
+
+    def propagate(self, H: torch.Tensor, operator: None) -> torch.Tensor:
+        """``H @ weight.T + bias``."""
+        return self(H)
+
 
 # ------------------------------------------------------------------- depth and influence
 
-#: Layer kinds of :class:`LayerStack` and :class:`NodeClassifier`.
-LAYER_KINDS = ("propagation", "gcn", "gat", "attention", "mlp")
+#: The layers of :class:`LayerStack` and :class:`NodeClassifier`, by name.
+LAYERS: dict[str, type[GraphLayer]] = {
+    "propagation": Propagation,
+    "gcn": GCNLayer,
+    "gat": GATLayer,
+    "attention": SelfAttentionLayer,
+    "mlp": DenseLayer,
+}
 
-
-def _make_layer(kind: str, n_in: int, n_out: int, seed: int) -> nn.Module | None:
-    if kind == "gcn":
-        return GCNLayer(n_in, n_out, seed=seed)
-    if kind == "gat":
-        return GATLayer(n_in, n_out, seed=seed)
-    if kind == "attention":
-        return SelfAttentionLayer(n_in, n_out, seed=seed)
-    if kind == "mlp":
-        layer = nn.Linear(n_in, n_out)
-        with torch.no_grad():
-            nn.init.xavier_uniform_(layer.weight, generator=_generator(seed))
-            layer.bias.zero_()
-        return layer
-    return None  # "propagation" has no parameters
-
-
-def _graph_operator(kind: str, A: torch.Tensor) -> torch.Tensor | None:
-    """What a layer of ``kind`` needs from the (validated) graph, computed once."""
-    if kind in ("propagation", "gcn"):
-        return normalized_adjacency(A)
-    if kind == "gat":
-        return _neighbourhood_mask(A)
-    return None  # attention over all nodes, or no graph at all
-
-
-def _apply_layer(kind: str, layer: nn.Module | None, H: torch.Tensor,
-                 operator: torch.Tensor | None) -> torch.Tensor:
-    """One layer *before* the nonlinearity, inputs already validated."""
-    if kind == "propagation":
-        return operator @ H
-    if kind == "gcn":
-        return layer.propagate(H, operator)
-    if kind in ("gat", "attention"):
-        return layer.attend(H, operator)[0]
-    return layer(H)
+#: The names of :data:`LAYERS`.
+LAYER_KINDS = tuple(LAYERS)
 
 
 class LayerStack(nn.Module):
     r"""``depth`` layers of one kind and one width, each followed by a ReLU (untrained).
 
     Layer ``l`` computes :math:`Z = f_l(H)` with ``kind`` one of ``"propagation"``
-    (:math:`\hat A H`: no weights and no ReLU, the linear part of a GCN alone), ``"gcn"``
-    (:class:`GCNLayer`), ``"gat"`` (:class:`GATLayer` on ``A``), ``"attention"``
-    (:class:`SelfAttentionLayer` over *all* nodes, ignoring ``A``: a Transformer's attention)
-    or ``"mlp"`` (a linear layer, no graph); then :math:`H \leftarrow \operatorname{ReLU}(Z)`.
-    With ``residual=True`` the update is a Transformer's post-norm residual block,
+    (:class:`Propagation`, :math:`\hat A H`: no weights and no ReLU, the linear part of a GCN
+    alone), ``"gcn"`` (:class:`GCNLayer`), ``"gat"`` (:class:`GATLayer` on ``A``),
+    ``"attention"`` (:class:`SelfAttentionLayer` over *all* nodes, ignoring ``A``: a
+    Transformer's attention) or ``"mlp"`` (:class:`DenseLayer`, no graph); then
+    :math:`H \leftarrow \operatorname{ReLU}(Z)`. With ``residual=True`` the update is a
+    Transformer's post-norm residual block,
     :math:`H \leftarrow \operatorname{LayerNorm}(H + \operatorname{ReLU}(Z))` (LayerNorm
     without affine parameters). Layer ``l`` is Glorot-initialised with seed
     ``1000 * seed + l``. Parameters are float32 as built; call ``.double()`` for float64
-    features. Used in chapter 9.
+    features.
 
     Parameters
     ----------
@@ -567,12 +562,6 @@ class LayerStack(nn.Module):
         Use the residual block above (not with ``"propagation"``).
     seed
         Non-negative seed of the initial weights.
-
-    Raises
-    ------
-    ValueError
-        If ``kind`` is unknown, a size is < 1, ``seed`` < 0, or ``residual`` is combined with
-        ``"propagation"``.
     """
 
     def __init__(self, kind: str, width: int, depth: int, *, residual: bool = False,
@@ -582,31 +571,21 @@ class LayerStack(nn.Module):
         check_int_at_least("width", width, 1)
         check_int_at_least("depth", depth, 1)
         check_int_at_least("seed", seed, 0)
-        if residual and kind == "propagation":
-            raise ValueError("residual=True needs a learned layer; kind='propagation' has none")
+        if residual and not LAYERS[kind].learned:
+            raise ValueError(f"residual=True needs a learned layer; kind={kind!r} has none")
         self.kind, self.width, self.depth, self.residual = kind, width, depth, residual
         self.layers = nn.ModuleList(
-            [] if kind == "propagation"
-            else [_make_layer(kind, width, width, 1000 * seed + i) for i in range(depth)])
+            [LAYERS[kind](width, width, seed=1000 * seed + i) for i in range(depth)])
 
     def hidden_states(self, X: Any, A: Any) -> list[torch.Tensor]:
-        """The features after each layer, a list of ``depth`` tensors ``(N, width)``.
-
-        Raises
-        ------
-        ValueError
-            If ``A`` is not a symmetric non-negative finite matrix or ``X`` does not match.
-        """
+        """The features after each layer, a list of ``depth`` tensors ``(N, width)``."""
         A = _check_adjacency("A", A, symmetric=True)
         H = _check_features("X", X, A.shape[0], self.width)
-        operator = _graph_operator(self.kind, A)
-        if operator is not None and operator.is_floating_point():
-            operator = operator.to(H.dtype)
+        operator = self.layers[0].graph_operator(A, H.dtype)
         states = []
-        for i in range(self.depth):
-            layer = None if self.kind == "propagation" else self.layers[i]
-            Z = _apply_layer(self.kind, layer, H, operator)
-            if self.kind != "propagation":
+        for layer in self.layers:
+            Z = layer.propagate(H, operator)
+            if layer.learned:
                 Z = torch.relu(Z)
             H = F.layer_norm(H + Z, (self.width,)) if self.residual else Z
             states.append(H)
@@ -628,7 +607,7 @@ def smoothing_by_depth(
 ) -> dict[str, np.ndarray]:
     r"""Push features through an untrained :class:`LayerStack`; measure smoothing after each layer.
 
-    Computed in float64 without gradients. Used in chapter 9.
+    Computed in float64 without gradients.
 
     Parameters
     ----------
@@ -655,11 +634,9 @@ def smoothing_by_depth(
     ValueError
         As :class:`LayerStack` and :meth:`LayerStack.hidden_states`.
     """
-    X = _as_tensor("X", X)
-    if X.ndim != 2:
-        raise ValueError(f"X must have shape (N, F), got {tuple(X.shape)}")
+    X = as_float_tensor("X", X, 2)
     stack = LayerStack(kind, X.shape[1], depth, residual=residual, seed=seed).double()
-    A = _as_tensor("A", A).to(torch.float64)
+    A = as_float_tensor("A", A).to(torch.float64)
     A_hat = normalized_adjacency(A)
     out: dict[str, list[float]] = {"energy": [], "distance": [], "norm": []}
     with torch.no_grad():
@@ -680,7 +657,7 @@ def influence_matrix(fn: Callable[[torch.Tensor], torch.Tensor], X: Any) -> torc
         \qquad I_i(j) = \frac{I(i, j)}{\sum_k I(i, k)}
 
     the row-normalised influence distribution of Xu et al. (2018), with absolute values so
-    that entries of opposite sign cannot cancel. Used in chapter 9.
+    that entries of opposite sign cannot cancel.
 
     Parameters
     ----------
@@ -700,13 +677,8 @@ def influence_matrix(fn: Callable[[torch.Tensor], torch.Tensor], X: Any) -> torc
     ValueError
         If ``X`` is not a finite 2-D tensor or ``fn``'s output does not have one row per node.
     """
-    X = _as_tensor("X", X)
-    if X.ndim != 2:
-        raise ValueError(f"X must have shape (N, F), got {tuple(X.shape)}")
-    out = fn(X)
-    if out.ndim != 2 or out.shape[0] != X.shape[0]:
-        raise ValueError(f"fn(X) must have shape (N, F') with N = {X.shape[0]}, "
-                         f"got {tuple(out.shape)}")
+    X = as_float_tensor("X", X, 2)
+    check_shape("fn(X)", fn(X), (X.shape[0], None), "(one row per node)")
     jac = torch.autograd.functional.jacobian(fn, X, vectorize=True)  # (N, F', N, F)
     total = jac.abs().sum(dim=(1, 3)).detach()
     row = total.sum(dim=1, keepdim=True)
@@ -724,8 +696,7 @@ def influence_by_hop(influence: Any, hops: Any, max_hop: int, *,
     With ``per_node=True`` it is instead the mean of :math:`I_i(j)` over the pairs at distance
     ``k`` (the influence of *one* node at that distance; NaN if there is no such pair). Rows
     of zeros (an output that depends on no input, such as a ReLU unit that is off for every
-    feature) have no influence distribution and are left out of both averages. Used in
-    chapter 9.
+    feature) have no influence distribution and are left out of both averages.
 
     Parameters
     ----------
@@ -749,13 +720,10 @@ def influence_by_hop(influence: Any, hops: Any, max_hop: int, *,
         If the matrices are not square of the same shape, or ``max_hop`` < 0.
     """
     check_int_at_least("max_hop", max_hop, 0)
-    influence = _as_tensor("influence", influence).numpy()
+    influence = as_float_tensor("influence", influence).numpy()
+    check_square("influence", influence)
     hops = np.asarray(hops, dtype=float)
-    if influence.ndim != 2 or influence.shape[0] != influence.shape[1]:
-        raise ValueError(f"influence must be a square (N, N) matrix, got {influence.shape}")
-    if hops.shape != influence.shape:
-        raise ValueError(f"hops must have the shape of influence {influence.shape}, "
-                         f"got {hops.shape}")
+    check_same_shape("hops", hops, "influence", influence)
     live = influence.sum(axis=1) > 0  # rows of zeros: outputs that depend on no input
     influence, hops = influence[live], hops[live]
     if per_node:
@@ -763,137 +731,6 @@ def influence_by_hop(influence: Any, hops: Any, max_hop: int, *,
                          for k in range(max_hop + 1)])
     return np.array([np.where(hops == k, influence, 0.0).sum(axis=1).mean()
                      for k in range(max_hop + 1)])
-
-
-# -------------------------------------------------------------------------------- data
-
-
-def karate_club() -> tuple[torch.Tensor, torch.Tensor]:
-    """Zachary's karate club: adjacency ``(34, 34)`` and the faction of each member.
-
-    From networkx's bundled copy (no download). Label 0 is "Mr. Hi", 1 "Officer" (the
-    ``"club"`` attribute: the side each member joined after the split). Used in chapter 9.
-
-    Returns
-    -------
-    tuple of torch.Tensor
-        Unweighted float64 adjacency and int64 labels.
-    """
-    graph = nx.karate_club_graph()
-    labels = torch.tensor([int(graph.nodes[v]["club"] != "Mr. Hi") for v in graph.nodes])
-    return adjacency_matrix(graph), labels
-
-
-def contextual_sbm(
-    n_per_class: int,
-    n_classes: int,
-    *,
-    degree: float,
-    homophily: float,
-    n_features: int,
-    signal: float,
-    seed: int,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    r"""A stochastic block model graph with class-dependent Gaussian features.
-
-    ``n_classes`` blocks of ``n_per_class`` nodes from ``networkx.stochastic_block_model``
-    with edge probabilities chosen so that a node has on average ``degree`` neighbours, a
-    fraction ``homophily`` of them in its own class:
-    :math:`p_{\text{in}} = \text{degree}\cdot h/(n-1)`,
-    :math:`p_{\text{out}} = \text{degree}\,(1-h)/(n(k-1))`. Node features are
-    :math:`x_i = \text{signal}\cdot e_{y_i} + \varepsilon_i` with
-    :math:`\varepsilon_i \sim \mathcal N(0, I)`: the class is the ``y``-th coordinate axis
-    (a contextual SBM, Deshpande et al. 2018). Used in chapter 9.
-
-    Parameters
-    ----------
-    n_per_class, n_classes
-        Block size ≥ 2 and number of blocks ≥ 2 (``n_classes`` ≤ ``n_features``).
-    degree
-        Expected degree, > 0 (the probabilities must stay ≤ 1).
-    homophily
-        Expected fraction of same-class neighbours, in [0, 1].
-    n_features
-        Feature size ≥ ``n_classes``.
-    signal
-        Distance of each class mean from the origin, ≥ 0.
-    seed
-        Seeds the graph (networkx) and the features (NumPy), non-negative.
-
-    Returns
-    -------
-    tuple of torch.Tensor
-        Adjacency ``(N, N)`` float64, features ``(N, n_features)`` float64, labels ``(N,)``
-        int64, nodes ordered by class.
-
-    Raises
-    ------
-    ValueError
-        If an argument is out of range or an edge probability would exceed 1.
-    """
-    check_int_at_least("n_per_class", n_per_class, 2)
-    check_int_at_least("n_classes", n_classes, 2)
-    check_positive("degree", degree)
-    check_in_range("homophily", homophily, 0.0, 1.0, high_inclusive=True)
-    check_int_at_least("n_features", n_features, n_classes)
-    check_nonnegative("signal", signal)
-    check_int_at_least("seed", seed, 0)
-    p_in = degree * homophily / (n_per_class - 1)
-    p_out = degree * (1 - homophily) / (n_per_class * (n_classes - 1))
-    if max(p_in, p_out) > 1:
-        raise ValueError(f"degree {degree} is too large for blocks of {n_per_class} nodes "
-                         f"(edge probability {max(p_in, p_out):.3g} > 1)")
-    probs = [[p_in if a == b else p_out for b in range(n_classes)] for a in range(n_classes)]
-    graph = nx.stochastic_block_model([n_per_class] * n_classes, probs, seed=seed)
-    y = np.repeat(np.arange(n_classes), n_per_class)
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((len(y), n_features))
-    X[np.arange(len(y)), y] += signal
-    return adjacency_matrix(graph), torch.from_numpy(X), torch.from_numpy(y)
-
-
-def per_class_split(y: torch.Tensor, n_per_class: int, seed: int
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pick ``n_per_class`` random nodes of every class; return them and all the others.
-
-    The labelled set of semi-supervised node classification (Kipf & Welling use 20 per
-    class). Used in chapter 9.
-
-    Parameters
-    ----------
-    y
-        Labels ``(N,)``, int64, classes ``0 … k-1``.
-    n_per_class
-        Nodes per class, ≥ 1 and at most the size of the smallest class.
-    seed
-        Seeds the choice (NumPy), non-negative.
-
-    Returns
-    -------
-    tuple of torch.Tensor
-        Sorted indices of the picked nodes and of the rest.
-
-    Raises
-    ------
-    ValueError
-        If a class has fewer than ``n_per_class`` nodes or an argument is out of range.
-    """
-    check_int_at_least("n_per_class", n_per_class, 1)
-    check_int_at_least("seed", seed, 0)
-    labels = np.asarray(y)
-    if labels.ndim != 1 or labels.size == 0:
-        raise ValueError(f"y must be a non-empty 1-D array of labels, got shape {labels.shape}")
-    rng = np.random.default_rng(seed)
-    picked = []
-    for c in np.unique(labels):
-        members = np.flatnonzero(labels == c)
-        if len(members) < n_per_class:
-            raise ValueError(f"class {c} has {len(members)} nodes, fewer than "
-                             f"n_per_class={n_per_class}")
-        picked.append(rng.choice(members, n_per_class, replace=False))
-    chosen = np.sort(np.concatenate(picked))
-    rest = np.setdiff1d(np.arange(labels.size), chosen)
-    return torch.from_numpy(chosen), torch.from_numpy(rest)
 
 
 def attention_summary(attention: Any, A: Any, y: Any) -> dict[str, float]:
@@ -911,8 +748,6 @@ def attention_summary(attention: Any, A: Any, y: Any) -> dict[str, float]:
     - ``"r2_inverse_degree"``: the squared correlation, over the non-zero pattern, between
       :math:`\alpha_{ij}` and :math:`1/\tilde d_i` (1 if the weights are set by degree alone;
       NaN if every node has the same degree).
-
-    Used in chapter 9.
 
     Parameters
     ----------
@@ -935,13 +770,9 @@ def attention_summary(attention: Any, A: Any, y: Any) -> dict[str, float]:
     """
     A = _check_adjacency("A", A, symmetric=False)
     attention = _check_adjacency("attention", attention, symmetric=False).to(torch.float64)
-    if attention.shape != A.shape:
-        raise ValueError(f"attention must have the shape of A {tuple(A.shape)}, "
-                         f"got {tuple(attention.shape)}")
+    check_same_shape("attention", attention, "A", A)
     labels = torch.as_tensor(np.asarray(y))
-    if labels.shape != (A.shape[0],):
-        raise ValueError(f"y must have one label per node, shape ({A.shape[0]},), "
-                         f"got {tuple(labels.shape)}")
+    check_shape("y", labels, A.shape[:1], "(one label per node)")
     support = _neighbourhood_mask(A)
     uniform = support.double() / support.sum(dim=1, keepdim=True)
     same = (labels[:, None] == labels[None, :]).double()
@@ -968,7 +799,7 @@ class NodeClassifier(nn.Module):
     :func:`normalized_adjacency`); :meth:`prepare` and :meth:`logits` split that into a
     once-per-graph step and a per-call step for training loops. No dropout, so training is
     deterministic given the seed. Parameters are float32 as built; call ``.double()`` for
-    float64 features. Used in chapter 9.
+    float64 features.
 
     Parameters
     ----------
@@ -978,46 +809,32 @@ class NodeClassifier(nn.Module):
         Sizes, ≥ 1.
     seed
         Seeds the two layers' initial weights (``seed`` and ``seed + 1``), non-negative.
-
-    Raises
-    ------
-    ValueError
-        If ``kind`` is ``"propagation"`` or unknown, or a size or the seed is invalid.
     """
 
     def __init__(self, kind: str, in_features: int, hidden: int, n_classes: int, *,
                  seed: int = 0):
         super().__init__()
-        check_choice("kind", kind, ("gcn", "gat", "attention", "mlp"))
+        check_choice("kind", kind, [k for k in LAYER_KINDS if LAYERS[k].learned])
         check_int_at_least("seed", seed, 0)
         self.kind, self.in_features = kind, in_features
-        self.layer1 = _make_layer(kind, in_features, hidden, seed)
-        self.layer2 = _make_layer(kind, hidden, n_classes, seed + 1)
+        self.layer1 = LAYERS[kind](in_features, hidden, seed=seed)
+        self.layer2 = LAYERS[kind](hidden, n_classes, seed=seed + 1)
 
     def prepare(self, A: Any) -> torch.Tensor | None:
-        """Validate ``A`` and return what the layers use: Â (GCN), the neighbourhood mask
-        (GAT) or ``None`` (attention over all nodes, MLP)."""
-        A = _check_adjacency("A", A, symmetric=self.kind == "gcn")
-        operator = _graph_operator(self.kind, A)
-        if operator is not None and operator.is_floating_point():
-            operator = operator.to(self.layer1.weight.dtype)
-        return operator
+        """Validate ``A`` and return what the layers use (:meth:`GraphLayer.graph_operator`):
+        Â (GCN), the neighbourhood mask (GAT) or ``None`` (attention over all nodes, MLP)."""
+        A = _check_adjacency("A", A, symmetric=False)
+        return self.layer1.graph_operator(A, next(self.layer1.parameters()).dtype)
 
     def logits(self, X: torch.Tensor, operator: torch.Tensor | None) -> torch.Tensor:
         """Class logits ``(N, n_classes)`` from features and :meth:`prepare`'s output."""
-        H = torch.relu(_apply_layer(self.kind, self.layer1, X, operator))
-        return _apply_layer(self.kind, self.layer2, H, operator)
+        H = torch.relu(self.layer1.propagate(X, operator))
+        return self.layer2.propagate(H, operator)
 
     def forward(self, X: torch.Tensor, A: Any) -> torch.Tensor:
-        """Class logits ``(N, n_classes)``.
-
-        Raises
-        ------
-        ValueError
-            If ``A`` is invalid (for the GCN: not symmetric) or ``X`` does not match it.
-        """
+        """Class logits ``(N, n_classes)``."""
         operator = self.prepare(A)
-        n = _as_tensor("A", A).shape[0]
+        n = as_float_tensor("A", A).shape[0]
         return self.logits(_check_features("X", X, n, self.in_features), operator)
 
 
@@ -1044,8 +861,7 @@ def train_node_classifier(
     restored at the end: early stopping by model selection, as Kipf & Welling stop on the
     validation loss; the test nodes are never looked at. The validation numbers come from the
     same forward pass as the training loss (the classifier has no dropout, so training and
-    evaluation compute the same logits). Deterministic given the model's seed. Used in
-    chapter 9.
+    evaluation compute the same logits). Deterministic given the model's seed.
 
     Parameters
     ----------
@@ -1070,17 +886,14 @@ def train_node_classifier(
     Raises
     ------
     ValueError
-        If ``epochs`` < 1, ``lr`` ≤ 0, ``weight_decay`` < 0, the shapes do not match, or the
-        validation nodes overlap the training nodes.
+        If the validation nodes overlap the training nodes, or for a wrong shape or value.
     """
     check_int_at_least("epochs", epochs, 1)
     check_positive("lr", lr)
     check_nonnegative("weight_decay", weight_decay)
     operator = model.prepare(A)
-    X = _check_features("X", X, _as_tensor("A", A).shape[0], model.in_features)
-    if y.shape != (X.shape[0],):
-        raise ValueError(f"y must have one label per node, shape ({X.shape[0]},), "
-                         f"got {tuple(y.shape)}")
+    X = _check_features("X", X, as_float_tensor("A", A).shape[0], model.in_features)
+    check_shape("y", y, X.shape[:1], "(one label per node)")
     if val_idx is not None and bool(torch.isin(val_idx, train_idx).any()):
         raise ValueError("val_idx must not share nodes with train_idx")
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
@@ -1109,197 +922,3 @@ def train_node_classifier(
         model.load_state_dict(best_state)
     model.eval()
     return history
-
-
-def linear_probe_accuracy(
-    Z: Any,
-    y: torch.Tensor,
-    train_idx: torch.Tensor,
-    test_idx: torch.Tensor,
-    *,
-    alpha: float = 1.0,
-) -> float:
-    r"""Accuracy on ``test_idx`` of a ridge classifier fitted on ``train_idx``.
-
-    The embeddings are standardised with the training rows' mean and standard deviation
-    (constant columns stay 0); targets are ±1 one-vs-rest indicators; the weights solve
-    :math:`(Z^\top Z + \alpha I)B = Z^\top T` with an unpenalised intercept (columns and targets
-    centred on the training rows); the prediction is the arg-max. This is scikit-learn's
-    ``RidgeClassifier(alpha)`` (tested), a closed form that needs no iterations: a cheap,
-    deterministic way to score how linearly separable the classes are in ``Z``. Used in
-    chapter 9.
-
-    Parameters
-    ----------
-    Z
-        Embeddings ``(N, d)``.
-    y
-        Labels ``(N,)``, int64, classes ``0 … k-1``.
-    train_idx, test_idx
-        Index tensors of the rows to fit and to score.
-    alpha
-        Ridge penalty, > 0.
-
-    Returns
-    -------
-    float
-        Fraction of ``test_idx`` classified correctly.
-
-    Raises
-    ------
-    ValueError
-        If ``Z`` is not a finite 2-D array with one row per label, or ``alpha`` ≤ 0.
-    """
-    check_positive("alpha", alpha)
-    Z = _as_tensor("Z", Z).detach().to(torch.float64)
-    if Z.ndim != 2 or Z.shape[0] != y.shape[0]:
-        raise ValueError(f"Z must have shape (N, d) with N = {y.shape[0]}, got {tuple(Z.shape)}")
-    Zt = Z[train_idx]
-    std = Zt.std(dim=0, unbiased=False)
-    Z = (Z - Zt.mean(dim=0)) / torch.where(std > 0, std, torch.ones_like(std))
-    Zt = Z[train_idx]
-    targets = 2.0 * F.one_hot(y[train_idx], int(y.max()) + 1).to(torch.float64) - 1.0
-    t_mean = targets.mean(dim=0)
-    B = torch.linalg.solve(Zt.T @ Zt + alpha * torch.eye(Z.shape[1], dtype=torch.float64),
-                           Zt.T @ (targets - t_mean))
-    pred = (Z[test_idx] @ B + t_mean).argmax(dim=1)
-    return float((pred == y[test_idx]).double().mean())
-
-
-# ------------------------------------------------------------------ masked autoencoding
-
-
-class GraphAutoencoder(nn.Module):
-    r"""A GraphMAE-style feature autoencoder: two GCN layers encode, one GCN layer decodes.
-
-    :meth:`encode` is :math:`Z = \operatorname{ReLU}(\hat A\,\operatorname{ReLU}(\hat A X
-    W_1^\top)W_2^\top)` (biases omitted here), :meth:`decode` is
-    :math:`\hat A Z W_3^\top + b_3`; both take an already normalised, already checked
-    :math:`\hat A` (the training loop's fast path); :meth:`embed` is the checked entry point.
-    ``mask_token`` is the learned vector that replaces the features of masked nodes
-    (GraphMAE's [MASK]); it is only used by :func:`train_graph_autoencoder` with a mask rate
-    > 0. Parameters are float32 as built; call ``.double()`` for float64 features. Used in
-    chapter 9.
-
-    Parameters
-    ----------
-    in_features, hidden
-        Feature and embedding sizes, ≥ 1.
-    seed
-        Seeds the three layers (``seed``, ``seed + 1``, ``seed + 2``), non-negative.
-    """
-
-    def __init__(self, in_features: int, hidden: int, *, seed: int = 0):
-        super().__init__()
-        check_int_at_least("seed", seed, 0)
-        self.enc1 = GCNLayer(in_features, hidden, seed=seed)
-        self.enc2 = GCNLayer(hidden, hidden, seed=seed + 1)
-        self.dec = GCNLayer(hidden, in_features, seed=seed + 2)
-        self.mask_token = nn.Parameter(torch.zeros(in_features))
-
-    def encode(self, X: torch.Tensor, A_hat: torch.Tensor) -> torch.Tensor:
-        """Node embeddings ``(N, hidden)`` (no argument checks)."""
-        return torch.relu(self.enc2.propagate(torch.relu(self.enc1.propagate(X, A_hat)),
-                                              A_hat))
-
-    def decode(self, Z: torch.Tensor, A_hat: torch.Tensor) -> torch.Tensor:
-        """Reconstructed features ``(N, in_features)`` (no argument checks)."""
-        return self.dec.propagate(Z, A_hat)
-
-    def embed(self, X: Any, A: Any) -> torch.Tensor:
-        """Embeddings of the uncorrupted graph, ``(N, hidden)``, without gradients.
-
-        Raises
-        ------
-        ValueError
-            If ``A`` is not a valid symmetric adjacency or ``X`` does not match it.
-        """
-        A_hat = normalized_adjacency(A).to(self.enc1.weight.dtype)
-        X = _check_features("X", X, A_hat.shape[0], self.enc1.in_features)
-        with torch.no_grad():
-            return self.encode(X, A_hat)
-
-
-def _scaled_cosine_error(x: torch.Tensor, z: torch.Tensor, gamma: float) -> torch.Tensor:
-    """:func:`dlnotes.losses.scaled_cosine_error` that tolerates zero rows (cosine 0 there),
-    as GraphMAE's code does by normalising with a tiny epsilon: a masked node without
-    neighbours has a zero reconstruction before the decoder's bias has learned anything."""
-    cos = (F.normalize(x, dim=1, eps=1e-12) * F.normalize(z, dim=1, eps=1e-12)).sum(dim=1)
-    return ((1.0 - cos).clamp(min=0.0) ** gamma).mean()
-
-
-def train_graph_autoencoder(
-    model: GraphAutoencoder,
-    X: torch.Tensor,
-    A: Any,
-    *,
-    mask_rate: float,
-    epochs: int,
-    lr: float = 0.01,
-    gamma: float = 3.0,
-    seed: int = 0,
-) -> list[float]:
-    r"""Train a :class:`GraphAutoencoder` by feature reconstruction, masked or not.
-
-    With ``mask_rate`` > 0 (GraphMAE, Hou et al. 2022): each epoch a random fraction
-    ``mask_rate`` of the nodes has its features replaced by ``mask_token``; the embeddings of
-    those nodes are zeroed again before decoding (GraphMAE's re-mask); the loss is the scaled
-    cosine error (:func:`dlnotes.losses.scaled_cosine_error`, exponent ``gamma``; a zero row
-    counts as cosine 0) on the
-    masked nodes only. With ``mask_rate`` = 0: a plain autoencoder, the same loss on every
-    node of the uncorrupted input. Full-batch Adam. Used in chapter 9.
-
-    Parameters
-    ----------
-    model
-        The autoencoder.
-    X, A
-        Features ``(N, F)`` and symmetric adjacency ``(N, N)``.
-    mask_rate
-        Fraction of nodes masked per epoch, in [0, 1).
-    epochs
-        Number of full-batch steps, ≥ 1.
-    lr
-        Adam step size, > 0.
-    gamma
-        Exponent of the scaled cosine error, > 0.
-    seed
-        Seeds the masks, non-negative.
-
-    Returns
-    -------
-    list of float
-        The loss at each epoch.
-
-    Raises
-    ------
-    ValueError
-        If an argument is out of range or the shapes do not match.
-    """
-    check_in_range("mask_rate", mask_rate, 0.0, 1.0)
-    check_int_at_least("epochs", epochs, 1)
-    check_positive("lr", lr)
-    check_positive("gamma", gamma)
-    check_int_at_least("seed", seed, 0)
-    A_hat = normalized_adjacency(A).to(model.enc1.weight.dtype)
-    X = _check_features("X", X, A_hat.shape[0], model.dec.out_features)
-    n = X.shape[0]
-    n_masked = max(1, round(mask_rate * n)) if mask_rate > 0 else 0
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
-    losses = []
-    for _ in range(epochs):
-        opt.zero_grad()
-        if n_masked:
-            masked = torch.randperm(n, generator=gen)[:n_masked]
-            keep = torch.ones(n, 1, dtype=X.dtype)
-            keep[masked] = 0.0
-            Z = model.encode(X * keep + (1 - keep) * model.mask_token, A_hat)
-            X_rec = model.decode(Z * keep, A_hat)
-            loss = _scaled_cosine_error(X[masked], X_rec[masked], gamma)
-        else:
-            loss = _scaled_cosine_error(X, model.decode(model.encode(X, A_hat), A_hat), gamma)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses

@@ -16,10 +16,15 @@ from dlnotes.validation import (
     check_choice,
     check_finite,
     check_int_at_least,
+    check_labels_in,
     check_ndim,
+    check_nonnegative,
+    check_nonzero_rows,
     check_positive,
     check_same_rows,
     check_same_shape,
+    check_tensor,
+    check_values_in,
 )
 
 __all__ = [
@@ -34,10 +39,8 @@ __all__ = [
 
 def _check_pair(pred_name: str, pred: torch.Tensor, target_name: str,
                 target: torch.Tensor) -> None:
-    for name, t in ((pred_name, pred), (target_name, target)):
-        if not isinstance(t, torch.Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        check_finite(name, t)
+    check_tensor(pred_name, pred, finite=True)
+    check_tensor(target_name, target, finite=True)
     check_same_shape(pred_name, pred, target_name, target)
 
 
@@ -135,8 +138,7 @@ def binary_cross_entropy_with_logits(logits: torch.Tensor, target: torch.Tensor)
         If the shapes differ, an input is not finite, or a target lies outside [0, 1].
     """
     _check_pair("logits", logits, "target", target)
-    if bool(((target < 0) | (target > 1)).any()):
-        raise ValueError("target must lie in [0, 1]")
+    check_values_in("target", target, 0.0, 1.0)
     # softplus(x) = log(1 + e^x) is evaluated stably by torch: log1p(exp(x)) up to the
     # threshold, x itself above it (where they agree to float64 precision, so no overflow).
     # Its derivative is the sigmoid, so the gradient is sigma(z) - y everywhere, also at 0.
@@ -146,11 +148,13 @@ def binary_cross_entropy_with_logits(logits: torch.Tensor, target: torch.Tensor)
     return per_element.mean()
 
 
-def scaled_cosine_error(x: torch.Tensor, z: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
+def scaled_cosine_error(x: torch.Tensor, z: torch.Tensor, gamma: float = 1.0, *,
+                        eps: float = 0.0) -> torch.Tensor:
     r"""GraphMAE's scaled cosine error, the mean of :math:`(1 - \cos(x_i, z_i))^\gamma`.
 
     Hou et al. (2022) use :math:`\gamma \ge 1` to down-weight pairs that are already nearly
-    aligned (small :math:`1-\cos`) relative to badly aligned ones.
+    aligned (small :math:`1-\cos`) relative to badly aligned ones. Each row is normalised as
+    :math:`x_i / \max(\lVert x_i\rVert, \epsilon)`.
 
     Parameters
     ----------
@@ -158,6 +162,9 @@ def scaled_cosine_error(x: torch.Tensor, z: torch.Tensor, gamma: float = 1.0) ->
         Tensors of shape ``(n, d)``: original and reconstructed feature vectors, row by row.
     gamma
         Scaling exponent, > 0 (GraphMAE uses γ ≥ 1).
+    eps
+        ≥ 0. With 0 a zero row is an error (its cosine is undefined); GraphMAE's code
+        normalises with a tiny ε (1e-12), which counts a zero row as cosine 0.
 
     Returns
     -------
@@ -167,16 +174,16 @@ def scaled_cosine_error(x: torch.Tensor, z: torch.Tensor, gamma: float = 1.0) ->
     Raises
     ------
     ValueError
-        If ``gamma`` ≤ 0, the inputs are not 2-D of the same shape, are not finite, or a row
-        has zero norm (its cosine is undefined).
+        If a row has zero norm and ``eps`` is 0, or for a wrong shape or value.
     """
     check_positive("gamma", gamma)
+    check_nonnegative("eps", eps)
     _check_pair("x", x, "z", z)
-    if x.ndim != 2:
-        raise ValueError(f"x and z must have shape (n, d), got {tuple(x.shape)}")
-    if bool((x.norm(dim=1) == 0).any()) or bool((z.norm(dim=1) == 0).any()):
-        raise ValueError("x and z must not contain zero rows (cosine undefined)")
-    cos = F.cosine_similarity(x, z, dim=1, eps=0.0)
+    check_ndim("x", x, 2)
+    if eps == 0:
+        check_nonzero_rows("x", x)
+        check_nonzero_rows("z", z)
+    cos = (F.normalize(x, dim=1, eps=eps) * F.normalize(z, dim=1, eps=eps)).sum(dim=1)
     return ((1.0 - cos).clamp(min=0.0) ** gamma).mean()
 
 
@@ -195,8 +202,8 @@ def fit_linear(
     runs on ``y`` shifted by its median and divided by its mean absolute deviation, which
     leaves the minimiser of these location losses unchanged and makes the step size
     independent of the units of ``y``; the learning rate decays linearly to zero so that
-    the sub-gradient method for the absolute error settles. Used in chapter 1's robustness
-    experiment.
+    the sub-gradient method for the absolute error settles (the chapter's robustness
+    experiment).
 
     Parameters
     ----------
@@ -255,9 +262,9 @@ def saturated_sigmoid_training(
     """Train one sigmoid unit by full-batch gradient descent from a saturated start.
 
     Weights start at zero and the bias at ``bias_init``, so every prediction starts near
-    σ(bias_init). Returns the training accuracy after each epoch. Used in chapter 1 to show
-    how squared error (``loss="mse"``) learns through a saturated sigmoid compared with
-    cross-entropy (``loss="ce"``); ``loss="mae"`` trains on the absolute error.
+    σ(bias_init). Returns the training accuracy after each epoch: it shows how squared error
+    (``loss="mse"``) learns through a saturated sigmoid compared with cross-entropy
+    (``loss="ce"``); ``loss="mae"`` trains on the absolute error.
 
     Parameters
     ----------
@@ -281,8 +288,7 @@ def saturated_sigmoid_training(
     check_ndim("X", X, 2)
     check_ndim("y", y, 1)
     check_same_rows("X", X, "y", y)
-    if not bool(((y == 0) | (y == 1)).all()):
-        raise ValueError("y must contain only the labels 0 and 1")
+    check_labels_in("y", y, (0, 1))
     check_finite("bias_init", bias_init)
     check_int_at_least("epochs", epochs, 1)
     check_positive("lr", lr)
@@ -304,50 +310,3 @@ def saturated_sigmoid_training(
             b -= lr * gb
             history.append(float(((X @ w + b > 0).to(y.dtype) == y).float().mean()))
     return history
-
-
-# ------------------------------------------------------- chapter 13: a smooth surrogate of F1
-
-__all__ += ["soft_f1_loss"]
-
-
-def soft_f1_loss(probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    r"""One minus the soft F1 score, a differentiable surrogate for :math:`1 - F_1`.
-
-    .. math::
-        \ell(p, y) = 1 - \frac{2\sum_i p_iy_i}{\sum_i p_i + \sum_i y_i},
-
-    that is :math:`1 - 2\,\mathrm{TP}/(2\,\mathrm{TP} + \mathrm{FP} + \mathrm{FN})` with the
-    counts replaced by sums of probabilities. On hard predictions :math:`p \in \{0, 1\}` it is
-    exactly :math:`1 - F_1`; when there are no positives and none is predicted (the
-    denominator is 0) it is 0, like F1 = 1 by convention. Used in chapter 13, "Gradients
-    through sampling".
-
-    Parameters
-    ----------
-    probs
-        Predicted probabilities of the positive class, values in [0, 1].
-    targets
-        Same shape, labels (or soft labels) in [0, 1].
-
-    Returns
-    -------
-    torch.Tensor
-        Scalar in [0, 1], over all elements together (F1 is not a mean of per-example terms).
-
-    Raises
-    ------
-    ValueError
-        If the shapes differ, ``probs`` is not floating, an input is not finite or a value
-        lies outside [0, 1].
-    """
-    _check_pair("probs", probs, "targets", targets)
-    if not probs.is_floating_point():
-        raise ValueError(f"probs must be a floating tensor, got dtype {probs.dtype}")
-    for name, t in (("probs", probs), ("targets", targets)):
-        if bool(((t < 0) | (t > 1)).any()):
-            raise ValueError(f"{name} must lie in [0, 1]")
-    tp = (probs * targets).sum()
-    denominator = probs.sum() + targets.sum()
-    safe = denominator.clamp(min=torch.finfo(probs.dtype).tiny)
-    return torch.where(denominator > 0, 1.0 - 2.0 * tp / safe, torch.zeros_like(tp))

@@ -2,8 +2,8 @@ r"""Noise injection as regularisation. Used in chapter 3, "Noise injection as re
 
 Two halves:
 
-* **Input noise on a linear model is ridge.** :func:`ridge_solution` is the closed-form
-  minimiser of :math:`\frac1N\lVert y - Xw\rVert^2 + \lambda\lVert w\rVert^2` and
+* **Input noise on a linear model is ridge.** :func:`dlnotes.linear.ridge_solution` is the
+  closed-form minimiser of :math:`\frac1N\lVert y - Xw\rVert^2 + \lambda\lVert w\rVert^2` and
   :func:`input_noise_solution` the least-squares fit to many noisy copies of ``X``; in
   expectation they coincide at :math:`\lambda = \sigma^2`.
 * **Weight noise is a gradient-norm penalty.** :func:`output_jacobian` and
@@ -33,15 +33,20 @@ from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
 from dlnotes.attention import softmax_jacobian
+from dlnotes.linear import ridge_solution
 from dlnotes.training import train_classifier
 from dlnotes.validation import (
     check_finite,
     check_int_at_least,
+    check_int_in_range,
+    check_min_length,
     check_ndim,
     check_nonnegative,
     check_positive,
     check_regression_data,
     check_same_rows,
+    check_tensor,
+    check_type,
 )
 
 __all__ = [
@@ -49,7 +54,6 @@ __all__ = [
     "weight_noise_expansion",
     "ExpansionCheck",
     "add_gaussian_noise",
-    "ridge_solution",
     "input_noise_solution",
     "perturbed_parameters",
     "output_jacobian",
@@ -93,8 +97,7 @@ def add_gaussian_noise(
     Raises
     ------
     ValueError
-        If ``std`` is negative or not finite, ``x`` is not a floating array or tensor, or
-        ``generator`` is of an unknown type.
+        For a negative ``std``, a non-floating ``x`` or an unknown kind of ``generator``.
     """
     check_nonnegative("std", std)
     is_tensor = isinstance(x, torch.Tensor)
@@ -114,47 +117,6 @@ def add_gaussian_noise(
     return x + float(std) * noise.numpy().astype(x.dtype, copy=False)
 
 
-def ridge_solution(X: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
-    r"""The minimiser of the mean-loss ridge objective (no intercept).
-
-    .. math::
-        \hat w_\lambda = \arg\min_w \frac1N\lVert y - Xw\rVert^2 + \lambda\lVert w\rVert^2
-        = \Big(\tfrac1N X^\top X + \lambda I\Big)^{-1} \tfrac1N X^\top y .
-
-    It is computed as the least-squares solution of the stacked system
-    :math:`[X/\sqrt N;\ \sqrt\lambda I]\,w \approx [y/\sqrt N;\ 0]`, which avoids forming
-    :math:`X^\top X` (whose condition number is the square of that of :math:`X`). With
-    ``lam = 0`` and a rank-deficient ``X`` it returns the minimum-norm least-squares solution.
-    scikit-learn's ``Ridge(alpha, fit_intercept=False)`` minimises the *summed* loss, so it
-    equals this function at ``alpha = N * lam``.
-
-    Parameters
-    ----------
-    X
-        Design matrix, shape ``(N, d)``; centre it (and ``y``) first if an intercept is wanted.
-    y
-        Targets, shape ``(N,)``.
-    lam
-        Penalty weight λ ≥ 0 in the mean-loss convention above.
-
-    Returns
-    -------
-    numpy.ndarray
-        Coefficients, shape ``(d,)``, float64.
-
-    Raises
-    ------
-    ValueError
-        For wrong shapes, non-finite inputs or ``lam`` < 0.
-    """
-    X, y = check_regression_data(X, y)
-    check_nonnegative("lam", lam)
-    n, d = X.shape
-    A = np.vstack([X / math.sqrt(n), math.sqrt(float(lam)) * np.eye(d)])
-    b = np.concatenate([y / math.sqrt(n), np.zeros(d)])
-    return np.linalg.lstsq(A, b, rcond=None)[0]
-
-
 def cross_validated_noise_level(
     X: np.ndarray,
     y: np.ndarray,
@@ -168,7 +130,6 @@ def cross_validated_noise_level(
     For each σ, fits the expected noisy least squares, i.e. ridge with :math:`\lambda =
     \sigma^2` (:func:`ridge_solution`), on K−1 folds and measures the mean squared error on the
     held-out fold. The test data are never seen, so the chosen σ can be reported honestly.
-    Used in chapter 3.
 
     Parameters
     ----------
@@ -193,13 +154,10 @@ def cross_validated_noise_level(
         For bad data, an empty ``sigmas``, a negative σ or a bad ``folds``.
     """
     X, y = check_regression_data(X, y)
-    if len(sigmas) == 0:
-        raise ValueError("sigmas must hold at least one noise level")
+    check_min_length("sigmas", sigmas, 1, "noise levels")
     for i, s in enumerate(sigmas):
         check_nonnegative(f"sigmas[{i}]", s)
-    check_int_at_least("folds", folds, 2)
-    if folds > X.shape[0]:
-        raise ValueError(f"folds must be <= the number of rows {X.shape[0]}, got {folds}")
+    check_int_in_range("folds", folds, 2, X.shape[0])
     check_int_at_least("seed", seed, 0)
     assignment = np.random.default_rng(seed).permutation(X.shape[0]) % folds
     cv_mse = np.zeros(len(sigmas))
@@ -278,12 +236,8 @@ def input_noise_solution(
 
 
 def _check_model_input(model: nn.Module, X: torch.Tensor) -> None:
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(X, torch.Tensor):
-        raise ValueError(f"X must be a torch.Tensor, got {type(X).__name__}")
-    check_ndim("X", X, 2)
-    check_finite("X", X)
+    check_type("model", model, nn.Module)
+    check_tensor("X", X, 2, finite=True)
     if not any(True for _ in model.parameters()):
         raise ValueError("model must have parameters")
 
@@ -454,8 +408,7 @@ def jacobian_gram(model: nn.Sequential, X: torch.Tensor) -> torch.Tensor:
 def _gram_and_output(model: nn.Sequential, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`jacobian_gram` and the model's output ``(n, k)`` from the same forward pass."""
     _check_model_input(model, X)
-    if not isinstance(model, nn.Sequential):
-        raise ValueError("model must be an nn.Sequential of Linear layers and activations")
+    check_type("model", model, nn.Sequential)
     for layer in model:
         if not isinstance(layer, nn.Linear) and any(True for _ in layer.parameters()):
             raise ValueError("model must have parameters only in nn.Linear layers, found "
@@ -615,8 +568,7 @@ def weight_noise_excess_loss(
     check_same_rows("X", X, "y", y)
     check_finite("y", y)
     etas = [float(e) for e in etas]
-    if not etas:
-        raise ValueError("etas must hold at least one variance")
+    check_min_length("etas", etas, 1, "variances")
     for e in etas:
         check_positive("eta", e)
     check_int_at_least("samples", samples, 2)
@@ -737,7 +689,7 @@ def weight_noise_expansion(
     The expansion :math:`\mathbb E[(f_{W+\epsilon}-y)^2] - (f-y)^2 = \eta\,\mathbb E\lVert
     g\rVert^2 + \eta\,\mathbb E[r\operatorname{tr}H] + O(\eta^2)` is truncated after the
     notes' term :math:`\eta\,\mathbb E\lVert g\rVert^2` and after the full first order;
-    the excess itself is measured by :func:`weight_noise_excess_loss`. Used in chapter 3.
+    the excess itself is measured by :func:`weight_noise_excess_loss`.
 
     Returns
     -------

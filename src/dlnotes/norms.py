@@ -18,11 +18,15 @@ from torch.autograd.function import once_differentiable
 
 from dlnotes.validation import (
     check_choice,
+    check_dim_size,
     check_finite,
     check_in_range,
     check_int_at_least,
+    check_min_length,
     check_ndim,
     check_positive,
+    check_shape,
+    check_tensor,
 )
 
 __all__ = [
@@ -151,6 +155,17 @@ class _Normalize(torch.autograd.Function):
         return inv_std * (centred_grad - x_hat * along_x_hat), None, None
 
 
+def _affine_parameters(module: nn.Module, shape: tuple[int, ...], affine: bool) -> None:
+    """Give ``module`` a learnable scale ``weight`` (ones) and shift ``bias`` (zeros) of
+    ``shape``, or register both as ``None`` (no affine step)."""
+    if affine:
+        module.weight = nn.Parameter(torch.ones(shape))
+        module.bias = nn.Parameter(torch.zeros(shape))
+    else:
+        module.register_parameter("weight", None)
+        module.register_parameter("bias", None)
+
+
 class BatchNorm(nn.Module):
     r"""Batch normalisation of ``(N, C)`` or ``(N, C, L)`` inputs, as ``torch.nn.BatchNorm1d``.
 
@@ -162,7 +177,7 @@ class BatchNorm(nn.Module):
               \sigma^2_{run} \leftarrow (1-m)\,\sigma^2_{run} + m\,\tfrac{n}{n-1}\sigma^2_B,
 
     with the *unbiased* batch variance (``n`` values per feature), as PyTorch does. In eval
-    mode the running estimates replace the batch statistics. Used in chapter 6.
+    mode the running estimates replace the batch statistics.
 
     Parameters
     ----------
@@ -178,9 +193,7 @@ class BatchNorm(nn.Module):
     Raises
     ------
     ValueError
-        For ``num_features`` < 1, ``eps`` ≤ 0, ``momentum`` outside [0, 1]; in ``forward``, for
-        an input that is not 2-D or 3-D, whose dimension 1 is not ``num_features``, that holds
-        NaN or infinity, or (in training mode) that has only one value per feature.
+        For a bad setting, or in training mode a batch with one value per feature.
     """
 
     def __init__(
@@ -194,12 +207,7 @@ class BatchNorm(nn.Module):
         self.eps = float(eps)
         self.momentum = float(momentum)
         self.affine = bool(affine)
-        if self.affine:
-            self.weight = nn.Parameter(torch.ones(self.num_features))
-            self.bias = nn.Parameter(torch.zeros(self.num_features))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, (self.num_features,), self.affine)
         self.register_buffer("running_mean", torch.zeros(self.num_features))
         self.register_buffer("running_var", torch.ones(self.num_features))
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
@@ -211,9 +219,7 @@ class BatchNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise ``x`` of shape ``(N, C)`` or ``(N, C, L)`` feature by feature."""
         check_ndim("x", x, (2, 3))
-        if x.shape[1] != self.num_features:
-            raise ValueError(f"x must have num_features={self.num_features} features in "
-                             f"dimension 1, got shape {tuple(x.shape)}")
+        check_dim_size("x", x, 1, self.num_features, "features (num_features)")
         check_finite("x", x)
         dims = (0,) if x.ndim == 2 else (0, 2)
         shape = (1, -1) if x.ndim == 2 else (1, -1, 1)
@@ -244,7 +250,7 @@ class LayerNorm(nn.Module):
     Every sample (every token, for sequences) is normalised with its own mean and biased
     variance over the last ``len(normalized_shape)`` dimensions, then scaled and shifted
     elementwise, :math:`y = \gamma \odot \hat x + \beta`. Nothing depends on the other samples
-    of the batch, so training and eval modes compute the same function. Used in chapter 6.
+    of the batch, so training and eval modes compute the same function.
 
     Parameters
     ----------
@@ -259,8 +265,7 @@ class LayerNorm(nn.Module):
     Raises
     ------
     ValueError
-        For a size < 1 or ``eps`` ≤ 0; in ``forward``, for an input whose trailing dimensions
-        are not ``normalized_shape`` or that holds NaN or infinity.
+        For a bad setting, or an input that does not end in ``normalized_shape``.
     """
 
     def __init__(
@@ -272,20 +277,14 @@ class LayerNorm(nn.Module):
         super().__init__()
         shape = ((normalized_shape,) if isinstance(normalized_shape, int)
                  else tuple(normalized_shape))
-        if not shape:
-            raise ValueError("normalized_shape must have at least one dimension")
+        check_min_length("normalized_shape", shape, 1, "dimensions")
         for i, s in enumerate(shape):
             check_int_at_least(f"normalized_shape[{i}]", s, 1)
         check_positive("eps", eps)
         self.normalized_shape = tuple(int(s) for s in shape)
         self.eps = float(eps)
         self.elementwise_affine = bool(elementwise_affine)
-        if self.elementwise_affine:
-            self.weight = nn.Parameter(torch.ones(self.normalized_shape))
-            self.bias = nn.Parameter(torch.zeros(self.normalized_shape))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, self.normalized_shape, self.elementwise_affine)
 
     def extra_repr(self) -> str:
         return (f"{self.normalized_shape}, eps={self.eps}, "
@@ -294,11 +293,9 @@ class LayerNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise each sample of ``x`` over its trailing ``normalized_shape`` dimensions."""
         k = len(self.normalized_shape)
-        if not isinstance(x, torch.Tensor) or x.ndim < k \
-                or tuple(x.shape[-k:]) != self.normalized_shape:
-            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"x must end in normalized_shape={self.normalized_shape}, "
-                             f"got {got}")
+        check_tensor("x", x, min_ndim=k)
+        check_shape("x", x, (None,) * (x.ndim - k) + self.normalized_shape,
+                    f"(..., *normalized_shape={self.normalized_shape})")
         check_finite("x", x)
         x_hat, _, _ = normalize(x, tuple(range(-k, 0)), self.eps)
         if self.elementwise_affine:
@@ -316,7 +313,7 @@ def norm_mlp(
     """An MLP ``sizes[0] → … → sizes[-1]`` with a normalisation layer before each nonlinearity.
 
     Each hidden layer is ``Linear → norm → activation`` (the placement of Ioffe & Szegedy);
-    the output layer is a plain ``Linear``. Used in chapter 6.
+    the output layer is a plain ``Linear``.
 
     Parameters
     ----------
@@ -340,8 +337,7 @@ def norm_mlp(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return norm_mlp(sizes, norm, activation)
-    if len(sizes) < 2:
-        raise ValueError(f"sizes must have at least 2 entries, got {list(sizes)}")
+    check_min_length("sizes", sizes, 2, "layer sizes")
     for i, s in enumerate(sizes):
         check_int_at_least(f"sizes[{i}]", s, 1)
     check_choice("norm", norm, [None, "batch", "layer"])
@@ -365,7 +361,7 @@ def train_mode_logits(model: nn.Module, X: torch.Tensor, batch_size: int) -> tor
     and doing that with test data would leak it into every later eval-mode measurement. A last,
     partial batch is dropped (one row cannot be normalised in train mode, and a smaller batch
     would be normalised differently), so the result has ``(len(X) // batch_size) *
-    batch_size`` rows. Used in chapter 6.
+    batch_size`` rows.
 
     Raises
     ------
@@ -386,7 +382,7 @@ def train_eval_disagreement(model: nn.Module, X: torch.Tensor, batch_size: int) 
 
     Train-mode predictions are made on consecutive batches of ``batch_size`` rows of ``X``
     (batch statistics); eval-mode predictions use the stored running statistics. The model is
-    copied, so its running statistics are not changed. Used in chapter 6.
+    copied, so its running statistics are not changed.
 
     Raises
     ------
@@ -411,7 +407,7 @@ def variable_length_sequences(
     Token ``t`` of sequence ``s`` is ``offset_s + noise_st``, with ``offset_s`` drawn once per
     sequence from a normal distribution with standard deviation ``offset_scale`` in every
     coordinate and the noise from N(0, I); the offset stands for what a whole sentence shares
-    (topic, speaker). Used in chapter 6.
+    (topic, speaker).
 
     Returns
     -------
@@ -423,8 +419,7 @@ def variable_length_sequences(
     ValueError
         For an empty ``lengths``, a length or ``dim`` < 1, or a negative ``offset_scale``.
     """
-    if len(lengths) == 0:
-        raise ValueError("lengths must not be empty")
+    check_min_length("lengths", lengths, 1, "lengths")
     for i, n in enumerate(lengths):
         check_int_at_least(f"lengths[{i}]", n, 1)
     check_int_at_least("dim", dim, 1)
@@ -449,13 +444,11 @@ def pad_sequences(sequences: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torc
     ValueError
         If ``sequences`` is empty, a sequence is not 2-D or the feature sizes differ.
     """
-    if len(sequences) == 0:
-        raise ValueError("sequences must not be empty")
+    check_min_length("sequences", sequences, 1, "sequences")
     for i, s in enumerate(sequences):
         check_ndim(f"sequences[{i}]", s, 2)
-        if s.shape[1] != sequences[0].shape[1]:
-            raise ValueError(f"sequences must share the feature size, sequences[{i}] has "
-                             f"{s.shape[1]}, sequences[0] has {sequences[0].shape[1]}")
+        check_dim_size(f"sequences[{i}]", s, 1, sequences[0].shape[1],
+                       "features (the feature size of sequences[0])")
     t_max = max(s.shape[0] for s in sequences)
     padded = sequences[0].new_zeros(len(sequences), t_max, sequences[0].shape[1])
     mask = torch.zeros(len(sequences), t_max, dtype=torch.bool)
@@ -468,9 +461,8 @@ def pad_sequences(sequences: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torc
 def _check_padded(x: torch.Tensor, mask: torch.Tensor | None) -> None:
     check_ndim("x", x, 3)
     if mask is not None:
-        if mask.dtype != torch.bool or tuple(mask.shape) != tuple(x.shape[:2]):
-            raise ValueError(f"mask must be a boolean tensor of shape {tuple(x.shape[:2])}, "
-                             f"got {mask.dtype} of shape {tuple(mask.shape)}")
+        check_tensor("mask", mask, dtype=torch.bool)
+        check_shape("mask", mask, x.shape[:2], "(batch, tokens)")
         if int(mask.sum()) < 2:
             raise ValueError("mask must mark at least two real tokens")
 
@@ -481,7 +473,7 @@ def batch_statistics(
     """Per-feature mean and biased variance of a padded batch ``(B, T, C)``, as BatchNorm sees it.
 
     Without ``mask`` every position counts, padding included (what a BatchNorm layer applied
-    to the padded tensor computes); with ``mask`` only the real tokens count. Used in chapter 6.
+    to the padded tensor computes); with ``mask`` only the real tokens count.
 
     Returns
     -------
@@ -491,8 +483,7 @@ def batch_statistics(
     Raises
     ------
     ValueError
-        If ``x`` is not 3-D, or ``mask`` is not boolean ``(B, T)`` with at least two true
-        entries.
+        If ``mask`` marks fewer than two real tokens, or for a wrong shape or dtype.
     """
     _check_padded(x, mask)
     tokens = x.reshape(-1, x.shape[2]) if mask is None else x[mask]
@@ -510,7 +501,6 @@ def normalisation_jitter(
     (``"batch, padding counted"``), batch statistics over real tokens only
     (``"batch, masked"``) and per-token statistics (``"layer"``) — it records the statistics
     used for the probe and the probe's normalised tokens, then summarises them across batches.
-    Used in chapter 6.
 
     Parameters
     ----------

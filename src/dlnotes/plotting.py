@@ -11,13 +11,10 @@ from collections.abc import Sequence
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from dlnotes.smoothing import calibration_bins
-
-__all__ = ["PALETTE", "STYLE", "apply_style", "subplots", "plot_curves", "reliability_diagram"]
+__all__ = ["PALETTE", "STYLE", "apply_style", "subplots", "plot_curves"]
 
 #: Okabe & Ito (2008) colour-blind-safe palette, black last.
 PALETTE: tuple[str, ...] = (
@@ -97,68 +94,5 @@ def plot_curves(
     if logy:
         ax.set_yscale("log")
     if len(curves) > 1:
-        ax.legend()
-    return ax
-
-
-def reliability_diagram(
-    ax: Axes,
-    predictions: dict[str, tuple[torch.Tensor, torch.Tensor]],
-    *,
-    n_bins: int = 15,
-    colors: Sequence[str] | None = None,
-    title: str | None = None,
-) -> Axes:
-    """Draw a reliability diagram: accuracy against confidence in equal-width bins.
-
-    For each entry ``label → (probs, labels)`` (probabilities of shape ``(n, k)`` and integer
-    labels of shape ``(n,)``, torch tensors), one line joins the (mean confidence, accuracy)
-    points of the non-empty bins of :func:`dlnotes.smoothing.calibration_bins`. The dashed
-    diagonal is perfect calibration: points below it are over-confident, points above it
-    under-confident. A legend is drawn only for more than one model. Used in chapter 5.
-
-    Parameters
-    ----------
-    ax
-        The axes to draw on.
-    predictions
-        Model label → ``(probs, labels)``.
-    n_bins
-        Number of equal-width confidence bins, ≥ 1.
-    colors
-        One colour per model, to keep a model's colour the same as in other figures
-        (the style's colour cycle if ``None``).
-    title
-        Optional axes title.
-
-    Returns
-    -------
-    Axes
-        ``ax``.
-
-    Raises
-    ------
-    ValueError
-        If ``predictions`` is empty, ``colors`` has the wrong length, or as
-        :func:`dlnotes.smoothing.calibration_bins`.
-    """
-    if not predictions:
-        raise ValueError("predictions must hold at least one (probs, labels) pair")
-    if colors is not None and len(colors) != len(predictions):
-        raise ValueError(f"colors must have one entry per model ({len(predictions)}), "
-                         f"got {len(colors)}")
-    ax.plot([0.0, 1.0], [0.0, 1.0], linestyle="--", color="0.5", linewidth=1.0)
-    for i, (label, (probs, labels)) in enumerate(predictions.items()):
-        bins = calibration_bins(probs, labels, n_bins)
-        keep = bins.count > 0
-        ax.plot(bins.confidence[keep].numpy(), bins.accuracy[keep].numpy(), marker="o",
-                markersize=4, label=label, color=None if colors is None else colors[i])
-    ax.set_xlim(0.0, 1.0)
-    ax.set_ylim(0.0, 1.02)
-    ax.set_xlabel("confidence (maximum predicted probability)")
-    ax.set_ylabel("accuracy in the bin")
-    if title:
-        ax.set_title(title)
-    if len(predictions) > 1:
         ax.legend()
     return ax

@@ -37,13 +37,22 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics.pairwise import rbf_kernel
 
 from dlnotes.validation import (
+    as_float_array,
     check_finite,
+    check_float_tensor,
     check_int_at_least,
+    check_labels_in,
+    check_min_length,
     check_ndim,
     check_nonnegative,
     check_positive,
+    check_regression_data,
     check_same_rows,
     check_same_shape,
+    check_shape,
+    check_square,
+    check_symmetric,
+    check_values_in,
 )
 
 __all__ = [
@@ -93,36 +102,16 @@ def soft_threshold(x: torch.Tensor, threshold: float | torch.Tensor) -> torch.Te
     ------
     ValueError
         If ``x`` is not a finite floating tensor or ``threshold`` is negative or not finite.
-
-    Notes
-    -----
-    Used in chapter 2.
     """
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise ValueError(f"x must be a floating torch tensor, got {type(x).__name__}")
-    check_finite("x", x)
+    check_float_tensor("x", x)
     if isinstance(threshold, torch.Tensor):
         check_finite("threshold", threshold)
-        if bool((threshold < 0).any()):
-            raise ValueError("threshold must be >= 0 everywhere")
+        check_values_in("threshold", threshold, 0.0)
         t = threshold.to(x.dtype)
     else:
         check_nonnegative("threshold", threshold)
         t = float(threshold)
     return torch.sign(x) * torch.clamp(x.abs() - t, min=0.0)
-
-
-def _regression_data(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    check_ndim("X", X, 2)
-    check_ndim("y", y, 1)
-    check_same_rows("X", X, "y", y)
-    if X.shape[0] < 1 or X.shape[1] < 1:
-        raise ValueError(f"X must have at least one row and one column, got {X.shape}")
-    check_finite("X", X)
-    check_finite("y", y)
-    return X, y
 
 
 def _gap(n: int, yy: float, c: np.ndarray, G: np.ndarray, w: np.ndarray,
@@ -169,17 +158,10 @@ def lasso_duality_gap(X: np.ndarray, y: np.ndarray, w: np.ndarray, alpha: float)
     ------
     ValueError
         For wrong shapes, non-finite values or ``alpha`` < 0.
-
-    Notes
-    -----
-    Used in chapter 2.
     """
-    X, y = _regression_data(X, y)
-    w = np.asarray(w, dtype=np.float64)
-    check_ndim("w", w, 1)
-    if w.shape[0] != X.shape[1]:
-        raise ValueError(f"w must have {X.shape[1]} entries (columns of X), got {w.shape[0]}")
-    check_finite("w", w)
+    X, y = check_regression_data(X, y, min_columns=1)
+    w = as_float_array("w", w, 1)
+    check_shape("w", w, X.shape[1:], "(one entry per column of X)")
     check_nonnegative("alpha", alpha)
     n = X.shape[0]
     return _gap(n, float(y @ y) / n, X.T @ y / n, X.T @ X / n, w, float(alpha))
@@ -245,10 +227,10 @@ def lasso(
 
     Notes
     -----
-    Used in chapter 2. Tibshirani (1996), "Regression shrinkage and selection via the lasso";
+    Tibshirani (1996), "Regression shrinkage and selection via the lasso";
     coordinate descent as in Friedman, Hastie & Tibshirani (2010).
     """
-    X, y = _regression_data(X, y)
+    X, y = check_regression_data(X, y, min_columns=1)
     check_positive("alpha", alpha)
     check_int_at_least("max_iter", max_iter, 1)
     check_positive("tol", tol)
@@ -256,11 +238,8 @@ def lasso(
     if w_init is None:
         w = np.zeros(d)
     else:
-        w = np.array(w_init, dtype=np.float64)
-        check_ndim("w_init", w, 1)
-        if w.shape[0] != d:
-            raise ValueError(f"w_init must have {d} entries, got {w.shape[0]}")
-        check_finite("w_init", w)
+        w = as_float_array("w_init", w_init, 1).copy()
+        check_shape("w_init", w, (d,), "(one entry per column of X)")
     alpha = float(alpha)
     G = X.T @ X / n
     c = X.T @ y / n
@@ -328,7 +307,7 @@ def laplace_posterior_mean(z: Array, noise_std: float, scale: float) -> np.ndarr
 
     Notes
     -----
-    Used in chapter 2. Park & Casella (2008), "The Bayesian lasso", treat the full
+    Park & Casella (2008), "The Bayesian lasso", treat the full
     posterior.
     """
     z = np.asarray(z.detach().cpu() if isinstance(z, torch.Tensor) else z, dtype=np.float64)
@@ -370,20 +349,10 @@ def logistic_loss(margins: np.ndarray) -> np.ndarray:
     ------
     ValueError
         If ``margins`` holds NaN or infinity.
-
-    Notes
-    -----
-    Used in chapter 2.
     """
     m = np.asarray(margins, dtype=np.float64)
     check_finite("margins", m)
     return np.logaddexp(0.0, -m)
-
-
-def _check_pm1(name: str, labels: Any) -> None:
-    values = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else labels
-    if not np.isin(np.asarray(values), (-1, 1)).all():
-        raise ValueError(f"{name} must contain only -1 and +1")
 
 
 def hinge_loss(scores: Array, labels: Array) -> Array:
@@ -411,10 +380,6 @@ def hinge_loss(scores: Array, labels: Array) -> Array:
     ------
     ValueError
         If shapes differ, ``scores`` is not finite or a label is not ±1.
-
-    Notes
-    -----
-    Used in chapter 2.
     """
     if isinstance(scores, torch.Tensor):
         labels = torch.as_tensor(labels, dtype=scores.dtype)
@@ -423,7 +388,7 @@ def hinge_loss(scores: Array, labels: Array) -> Array:
         labels = np.asarray(labels, dtype=np.float64)
     check_same_shape("scores", scores, "labels", labels)
     check_finite("scores", scores)
-    _check_pm1("labels", labels)
+    check_labels_in("labels", labels, (-1, 1))
     if isinstance(scores, torch.Tensor):
         return torch.clamp(1.0 - labels * scores, min=0.0).mean()
     return float(np.maximum(0.0, 1.0 - labels * scores).mean())
@@ -433,17 +398,13 @@ def hinge_loss(scores: Array, labels: Array) -> Array:
 
 
 def _kernel_problem(K: Any, y: Any, lam: float) -> tuple[np.ndarray, np.ndarray]:
-    K = np.asarray(K, dtype=np.float64)
+    K = as_float_array("K", K, 2)
     y = np.asarray(y, dtype=np.float64)
-    check_ndim("K", K, 2)
     check_ndim("y", y, 1)
-    if K.shape[0] != K.shape[1]:
-        raise ValueError(f"K must be square, got shape {K.shape}")
+    check_square("K", K)
     check_same_rows("K", K, "y", y)
-    check_finite("K", K)
-    if not np.allclose(K, K.T, rtol=1e-10, atol=1e-12 * max(1.0, np.abs(K).max())):
-        raise ValueError("K must be symmetric")
-    _check_pm1("y", y)
+    check_symmetric("K", K, 1e-10)
+    check_labels_in("y", y, (-1, 1))
     check_positive("lam", lam)
     return K, y
 
@@ -472,12 +433,7 @@ def kernel_logistic_objective(K: np.ndarray, y: np.ndarray, lam: float,
     Raises
     ------
     ValueError
-        For wrong shapes, non-finite values, a non-symmetric ``K``, labels other than ±1 or
-        ``lam`` ≤ 0.
-
-    Notes
-    -----
-    Used in chapter 2.
+        For a non-symmetric ``K``, labels other than ±1, or a wrong shape or value.
     """
     K, y = _kernel_problem(K, y, lam)
     alpha = np.asarray(alpha, dtype=np.float64)
@@ -535,8 +491,7 @@ def kernel_logistic_regression(
     Raises
     ------
     ValueError
-        For wrong shapes, non-finite values, a non-symmetric ``K``, labels other than ±1,
-        ``lam`` ≤ 0, ``max_iter`` < 1 or ``tol`` ≤ 0.
+        For a non-symmetric ``K``, labels other than ±1, or a wrong shape or value.
 
     Warns
     -----
@@ -545,7 +500,7 @@ def kernel_logistic_regression(
 
     Notes
     -----
-    Used in chapter 2. Zhu & Hastie (2005), "Kernel logistic regression and the import vector
+    Zhu & Hastie (2005), "Kernel logistic regression and the import vector
     machine".
     """
     K, y = _kernel_problem(K, y, lam)
@@ -593,10 +548,6 @@ class KernelLogisticRegression(ClassifierMixin, BaseEstimator):
         RBF width parameter γ > 0.
     lam
         Penalty weight λ > 0 of :func:`kernel_logistic_regression`.
-
-    Notes
-    -----
-    Used in chapter 2.
     """
 
     def __init__(self, gamma: float = 1.0, lam: float = 1e-3) -> None:
@@ -670,7 +621,7 @@ def platt_scaling(scores: np.ndarray, labels: np.ndarray, *, max_iter: int = 100
 
     Notes
     -----
-    Used in chapter 2. Platt (1999), "Probabilistic outputs for support vector machines"; the
+    Platt (1999), "Probabilistic outputs for support vector machines"; the
     Newton iteration follows Lin, Lin & Weng (2007).
     """
     s = np.asarray(scores, dtype=np.float64)
@@ -678,7 +629,7 @@ def platt_scaling(scores: np.ndarray, labels: np.ndarray, *, max_iter: int = 100
     check_ndim("scores", s, 1)
     check_same_shape("scores", s, "labels", y)
     check_finite("scores", s)
-    _check_pm1("labels", y)
+    check_labels_in("labels", y, (-1, 1))
     check_int_at_least("max_iter", max_iter, 1)
     check_positive("tol", tol)
     n_pos, n_neg = float((y > 0).sum()), float((y < 0).sum())
@@ -750,10 +701,6 @@ def sparse_logistic_data(
     ------
     ValueError
         If an argument is out of range.
-
-    Notes
-    -----
-    Used in chapter 2.
     """
     check_int_at_least("n", n, 1)
     check_int_at_least("n_relevant", n_relevant, 1)
@@ -803,13 +750,8 @@ def select_on_validation(
     ------
     ValueError
         If ``grid`` is empty.
-
-    Notes
-    -----
-    Used in chapter 2.
     """
-    if len(grid) == 0:
-        raise ValueError("grid must hold at least one value")
+    check_min_length("grid", grid, 1, "values")
     best, best_p, scores = None, None, []
     for p in grid:
         model = make_model(p).fit(X_train, y_train)
@@ -859,22 +801,14 @@ def tanh_net_objective(theta: np.ndarray, X: np.ndarray, y: np.ndarray, lam: flo
     ------
     ValueError
         For wrong shapes, non-finite values, labels other than ±1 or ``lam`` < 0.
-
-    Notes
-    -----
-    Used in chapter 2.
     """
-    X, y = _regression_data(X, y)
-    _check_pm1("y", y)
+    X, y = check_regression_data(X, y, min_columns=1)
+    check_labels_in("y", y, (-1, 1))
     check_nonnegative("lam", lam)
     check_int_at_least("hidden", hidden, 0)
-    theta = np.asarray(theta, dtype=np.float64)
-    check_ndim("theta", theta, 1)
-    check_finite("theta", theta)
-    size = _net_size(X.shape[1], hidden)
-    if theta.shape[0] != size:
-        raise ValueError(f"theta must have {size} entries for d={X.shape[1]}, hidden={hidden}, "
-                         f"got {theta.shape[0]}")
+    theta = as_float_array("theta", theta, 1)
+    check_shape("theta", theta, (_net_size(X.shape[1], hidden),),
+                f"(for d={X.shape[1]}, hidden={hidden})")
     return _tanh_net_loss(theta, X, y, float(lam), hidden)
 
 
@@ -926,19 +860,13 @@ def tanh_net_scores(theta: np.ndarray, X: np.ndarray, hidden: int) -> np.ndarray
     ------
     ValueError
         If ``X`` is not 2-D, ``hidden`` < 0 or ``theta`` has the wrong size.
-
-    Notes
-    -----
-    Used in chapter 2.
     """
     X = np.asarray(X, dtype=np.float64)
     check_ndim("X", X, 2)
     check_int_at_least("hidden", hidden, 0)
     d = X.shape[1]
-    size = _net_size(d, hidden)
     theta = np.asarray(theta, dtype=np.float64)
-    if theta.shape != (size,):
-        raise ValueError(f"theta must have {size} entries, got shape {theta.shape}")
+    check_shape("theta", theta, (_net_size(d, hidden),), f"(for d={d}, hidden={hidden})")
     if hidden == 0:
         return X @ theta[:d] + theta[d]
     W1 = theta[: hidden * d].reshape(hidden, d)
@@ -990,18 +918,14 @@ def fit_tanh_net(
     ------
     ValueError
         As :func:`tanh_net_objective`, or for out-of-range settings.
-
-    Notes
-    -----
-    Used in chapter 2.
     """
-    X, y = _regression_data(X, y)
+    X, y = check_regression_data(X, y, min_columns=1)
     check_int_at_least("hidden", hidden, 0)
     check_int_at_least("seed", seed, 0)
     check_positive("init_std", init_std)
     check_positive("tol", tol)
     check_int_at_least("max_iter", max_iter, 1)
-    _check_pm1("y", y)
+    check_labels_in("y", y, (-1, 1))
     check_nonnegative("lam", lam)
     size = _net_size(X.shape[1], hidden)
     start = float(init_std) * np.random.default_rng(seed).standard_normal(size)

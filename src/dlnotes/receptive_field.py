@@ -32,6 +32,8 @@ from dlnotes.validation import (
     check_choice,
     check_finite,
     check_int_at_least,
+    check_int_in_range,
+    check_min_length,
     check_ndim,
 )
 
@@ -225,8 +227,7 @@ def conv_stack(
         If ``layers`` is empty or malformed, or another argument is out of range.
     """
     parsed = _parse_layers(layers)
-    if not parsed:
-        raise ValueError("layers must hold at least one layer")
+    check_min_length("layers", parsed, 1, "layers")
     check_int_at_least("channels", channels, 1)
     check_choice("dims", dims, (1, 2))
     check_choice("weights", weights, ("normal", "uniform"))
@@ -438,8 +439,7 @@ def sliding_window_max(values: Sequence[Any] | np.ndarray | torch.Tensor, k: int
     Raises
     ------
     ValueError
-        If ``k`` is not an integer in ``[1, len(values)]`` or ``values`` is not 1-D or holds
-        NaN or infinity.
+        If ``k`` is not an integer in ``[1, len(values)]`` or ``values`` is bad.
     """
     if isinstance(values, torch.Tensor | np.ndarray):
         check_ndim("values", values, 1)
@@ -447,9 +447,8 @@ def sliding_window_max(values: Sequence[Any] | np.ndarray | torch.Tensor, k: int
         items = values.tolist()
     else:
         items = list(values)
-    check_int_at_least("k", k, 1)
-    if k > len(items):
-        raise ValueError(f"k must be <= len(values) = {len(items)}, got {k}")
+    check_min_length("values", items, 1, "values")
+    check_int_in_range("k", k, 1, len(items))
     window: deque[int] = deque()
     maxima = []
     for i, value in enumerate(items):

@@ -11,7 +11,6 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from dlnotes.plotting import apply_style
 from dlnotes.validation import check_int_at_least
 
 __all__ = ["setup", "NOISY_WARNINGS"]
@@ -67,5 +66,7 @@ def setup(seed: int = 0) -> np.random.Generator:
     for category, message in NOISY_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)
     logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
+    from dlnotes.plotting import apply_style  # here, so that `import dlnotes` stays light
+
     apply_style()
     return np.random.default_rng(seed)

@@ -26,11 +26,16 @@ from torch import nn
 
 from dlnotes.validation import (
     check_choice,
+    check_dim_size,
     check_finite,
     check_int_at_least,
+    check_length,
+    check_min_length,
     check_ndim,
     check_positive,
     check_same_rows,
+    check_shape,
+    check_square,
 )
 
 __all__ = [
@@ -130,15 +135,11 @@ class TanhRNN(nn.Module):
             If the shapes do not fit.
         """
         check_ndim("x", x, 3)
-        if x.shape[2] != self.input_size:
-            raise ValueError(f"x must have {self.input_size} features in its last dimension, "
-                             f"got shape {tuple(x.shape)}")
+        check_dim_size("x", x, 2, self.input_size, "features (input_size)")
         if h0 is None:
             h = x.new_zeros(x.shape[0], self.hidden_size)
         else:
-            if tuple(h0.shape) != (x.shape[0], self.hidden_size):
-                raise ValueError(f"h0 must have shape {(x.shape[0], self.hidden_size)}, "
-                                 f"got {tuple(h0.shape)}")
+            check_shape("h0", h0, (x.shape[0], self.hidden_size), "(batch, hidden_size)")
             h = h0
         drive = x @ self.weight_ih.T + self.bias_ih + self.bias_hh
         states, pre = [], []
@@ -184,8 +185,7 @@ def hidden_jacobians(
     """
     check_ndim("x", x, 2)
     check_finite("x", x)
-    if x.shape[0] < 1:
-        raise ValueError("x must hold at least one time step")
+    check_min_length("x", x, 1, "time steps")
     with torch.no_grad():
         states, pre = rnn(x[None], None if h0 is None else h0[None])
         w = rnn.weight_hh.detach()
@@ -245,10 +245,8 @@ def scale_spectral_radius(w: torch.Tensor, radius: float) -> torch.Tensor:
     ValueError
         If ``w`` is not square and finite, is nilpotent (ρ = 0) or ``radius`` ≤ 0.
     """
-    check_ndim("w", w, 2)
+    check_square("w", w)
     check_finite("w", w)
-    if w.shape[0] != w.shape[1]:
-        raise ValueError(f"w must be square, got shape {tuple(w.shape)}")
     check_positive("radius", radius)
     rho = float(torch.linalg.eigvals(w.double()).abs().max())
     if not rho > 0:
@@ -379,8 +377,7 @@ class PackedRegressors(nn.Module):
 
     def __init__(self, models: Sequence[SequenceRegressor]) -> None:
         super().__init__()
-        if not models:
-            raise ValueError("models must hold at least one SequenceRegressor")
+        check_min_length("models", models, 1, "SequenceRegressors")
         first = models[0].rnn
         shape = (models[0].cell, first.input_size, first.hidden_size)
         for i, m in enumerate(models):
@@ -498,14 +495,11 @@ def train_on_adding(
     Raises
     ------
     ValueError
-        If the input size is not 2, the number of seeds differs from the number of replicas,
-        or an argument is out of range.
+        If the model does not read 2 inputs, or for a wrong number of seeds or value.
     """
     if model.input_size != 2:
         raise ValueError(f"model must read 2 inputs per replica, got {model.input_size}")
-    if len(data_seeds) != model.replicas:
-        raise ValueError(f"data_seeds must hold one seed per replica ({model.replicas}), "
-                         f"got {len(data_seeds)}")
+    check_length("data_seeds", data_seeds, model.replicas, "seeds (one per replica)")
     for i, s in enumerate(data_seeds):
         check_int_at_least(f"data_seeds[{i}]", s, 0)
     check_int_at_least("length", length, 2)
@@ -547,8 +541,7 @@ def packed_mse(model: PackedRegressors, X: torch.Tensor, y: torch.Tensor) -> tor
     check_ndim("X", X, 3)
     check_ndim("y", y, 1)
     check_same_rows("X", X, "y", y)
-    if X.shape[2] != model.input_size:
-        raise ValueError(f"X must have {model.input_size} features, got shape {tuple(X.shape)}")
+    check_dim_size("X", X, 2, model.input_size, "features (input_size)")
     with torch.no_grad():
         pred = model(X.repeat(1, 1, model.replicas).to(model.out.weight.dtype))
         return ((pred - y[:, None].to(pred.dtype)) ** 2).mean(dim=0)

@@ -15,14 +15,14 @@ They describe the same family of targets: ``eps_others = eps_uniform * (k - 1) /
 symmetric label noise at rate ε (:func:`corrupt_labels`).
 
 The chapter's experiments train many small networks at once on full batches
-(:func:`train_stacked_mlps`).
+(:func:`train_stacked_mlps`); :func:`reliability_diagram` draws their calibration.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -30,13 +30,24 @@ from torch import nn
 
 from dlnotes.validation import (
     check_choice,
-    check_finite,
+    check_dim_size,
+    check_distribution_rows,
+    check_float_tensor,
     check_in_range,
     check_int_at_least,
-    check_ndim,
+    check_int_in_range,
+    check_integer_array,
+    check_length,
+    check_less,
+    check_min_length,
     check_nonnegative,
     check_positive,
     check_same_rows,
+    check_shape,
+    check_tensor,
+    check_type,
+    check_values_in,
+    per_replica,
 )
 
 __all__ = [
@@ -54,7 +65,11 @@ __all__ = [
     "calibration_bins",
     "expected_calibration_error",
     "fit_temperature",
+    "reliability_diagram",
 ]
+
+if TYPE_CHECKING:  # smoothing draws on axes it is given; it does not import matplotlib itself
+    from matplotlib.axes import Axes
 
 #: The two ways of spreading ε over the classes (see the module docstring).
 CONVENTIONS: tuple[str, ...] = ("uniform", "others")
@@ -67,27 +82,15 @@ def _check_eps_k_convention(eps: float, num_classes: int, convention: str) -> No
 
 
 def _check_labels(labels: torch.Tensor, num_classes: int) -> None:
-    if not isinstance(labels, torch.Tensor):
-        raise ValueError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
-    check_ndim("labels", labels, 1)
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise ValueError(f"labels must hold integer class indices, got dtype {labels.dtype}")
-    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
-        raise ValueError(f"labels must lie in [0, {num_classes - 1}] (num_classes="
-                         f"{num_classes}), got values from {int(labels.min())} to "
-                         f"{int(labels.max())}")
+    """Class indices: a 1-D integer tensor with values in ``[0, num_classes)``."""
+    check_tensor("labels", labels, 1)
+    check_integer_array("labels", labels, 1, low=0, high=num_classes)
 
 
 def _check_scores(name: str, scores: torch.Tensor, labels: torch.Tensor) -> int:
     """Check a (n, k) float tensor against labels of length n; return k."""
-    if not isinstance(scores, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(scores).__name__}")
-    check_ndim(name, scores, 2)
-    if not scores.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor, got dtype {scores.dtype}")
-    if scores.shape[0] == 0:
-        raise ValueError(f"{name} must have at least one row, got shape {tuple(scores.shape)}")
-    check_finite(name, scores)
+    check_float_tensor(name, scores, 2)
+    check_min_length(name, scores, 1, "rows")
     num_classes = scores.shape[1]
     check_int_at_least(f"{name}.shape[1] (the number of classes)", num_classes, 2)
     _check_labels(labels, num_classes)
@@ -156,8 +159,7 @@ def smooth_targets(
     Raises
     ------
     ValueError
-        For ``eps`` outside [0, 1), ``num_classes`` < 2, an unknown convention, labels that
-        are not a 1-D integer tensor or lie outside ``[0, num_classes)``.
+        For labels outside ``[0, num_classes)``, or a bad ``eps`` or convention.
     """
     true, other = target_probabilities(eps, num_classes, convention)
     _check_labels(labels, num_classes)
@@ -173,6 +175,8 @@ def convert_eps(eps: float, num_classes: int, source: str = "uniform",
     ``source``.
 
     ``eps_others = eps_uniform * (k - 1) / k`` and ``eps_uniform = eps_others * k / (k - 1)``.
+    An ``"others"`` ε ≥ (k − 1)/k has no ``"uniform"`` equivalent: it gives the true class no
+    more than 1/k, which no uniform ε < 1 does.
 
     Parameters
     ----------
@@ -191,8 +195,7 @@ def convert_eps(eps: float, num_classes: int, source: str = "uniform",
     Raises
     ------
     ValueError
-        For bad arguments, or if the converted ε is not in [0, 1) (an ``"others"`` ε ≥
-        (k − 1)/k gives the true class no more than 1/k, which no uniform ε < 1 does).
+        If the converted ε is not in [0, 1), or for a bad argument.
     """
     _check_eps_k_convention(eps, num_classes, source)
     check_choice("target", target, CONVENTIONS)
@@ -239,8 +242,7 @@ def smoothed_cross_entropy(
     Raises
     ------
     ValueError
-        For wrong shapes or dtypes, non-finite logits, labels out of range, ``eps`` outside
-        [0, 1) or an unknown convention.
+        For labels out of range, or a wrong shape, dtype or setting.
     """
     num_classes = _check_scores("logits", logits, labels)
     q = smooth_targets(labels, num_classes, eps, convention, dtype=logits.dtype)
@@ -342,8 +344,7 @@ def logit_gap_descent(eps: float, steps: int, num_classes: int = 10, *, lr: floa
     Raises
     ------
     ValueError
-        For ``eps`` outside [0, 1), ``steps`` < 1, ``num_classes`` < 2, ``lr`` ≤ 0 or an
-        unknown convention.
+        If an argument is outside the range given above.
     """
     _check_eps_k_convention(eps, num_classes, convention)
     check_int_at_least("steps", steps, 1)
@@ -389,14 +390,12 @@ def corrupt_labels(labels: torch.Tensor, rate: float, num_classes: int, *,
     Raises
     ------
     ValueError
-        For ``rate`` outside [0, 1], ``num_classes`` < 2, labels that are not a 1-D integer
-        tensor in range, or a ``generator`` that is not a ``torch.Generator``.
+        For labels out of range, or a bad ``rate`` or ``generator``.
     """
     check_in_range("rate", rate, 0.0, 1.0, high_inclusive=True)
     check_int_at_least("num_classes", num_classes, 2)
     _check_labels(labels, num_classes)
-    if not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    check_type("generator", generator, torch.Generator)
     flip = torch.rand(labels.shape, generator=generator, dtype=torch.float64) < rate
     shift = torch.randint(1, num_classes, labels.shape, generator=generator)
     return torch.where(flip, (labels + shift) % num_classes, labels).to(labels.dtype)
@@ -404,11 +403,9 @@ def corrupt_labels(labels: torch.Tensor, rate: float, num_classes: int, *,
 
 def _stack_linear_layers(models: Sequence[nn.Sequential]) -> list[int]:
     """Check that ``models`` share one Linear/parameter-free architecture; Linear indices."""
-    if len(models) == 0:
-        raise ValueError("models must hold at least one nn.Sequential")
+    check_min_length("models", models, 1, "networks")
     template = models[0]
-    if not isinstance(template, nn.Sequential):
-        raise ValueError(f"models must be nn.Sequential, got {type(template).__name__}")
+    check_type("models[0]", template, nn.Sequential)
     linear = []
     for i, layer in enumerate(template):
         if isinstance(layer, nn.Linear):
@@ -491,36 +488,23 @@ def train_stacked_mlps(
     Raises
     ------
     ValueError
-        For models that differ in architecture or hold other parametrised layers, inputs or
-        targets of the wrong shape or with non-finite values, targets that are not
-        distributions, bad ``steps``, ``lr`` or ``weight_decay``, or record steps out of range.
+        For models that differ in architecture, targets that are not distributions, or a bad value.
     """
     linear = _stack_linear_layers(models)
     R = len(models)
     first, last = models[0][linear[0]], models[0][linear[-1]]
-    check_ndim("X", X, 2)
-    check_finite("X", X)
-    if X.shape[1] != first.in_features:
-        raise ValueError(f"X must have {first.in_features} columns, got shape {tuple(X.shape)}")
-    check_ndim("targets", targets, 3)
-    if tuple(targets.shape) != (R, X.shape[0], last.out_features):
-        raise ValueError(f"targets must have shape {(R, X.shape[0], last.out_features)} "
-                         f"(networks, examples, classes), got {tuple(targets.shape)}")
-    check_finite("targets", targets)
-    if bool((targets < 0).any()) or bool(((targets.sum(dim=2) - 1).abs() > 1e-4).any()):
-        raise ValueError("targets must hold distributions: entries >= 0, rows summing to 1")
+    check_float_tensor("X", X, 2)
+    check_dim_size("X", X, 1, first.in_features, "columns (the first layer's in_features)")
+    check_float_tensor("targets", targets, 3)
+    check_shape("targets", targets, (R, X.shape[0], last.out_features),
+                "(networks, examples, classes)")
+    check_distribution_rows("targets", targets, atol=1e-4)
     check_int_at_least("steps", steps, 1)
     check_positive("lr", lr)
-    decays = [weight_decay] * R if isinstance(weight_decay, int | float) else list(weight_decay)
-    if len(decays) != R:
-        raise ValueError(f"weight_decay must be one number or {R} numbers, got {len(decays)}")
-    for r, lam in enumerate(decays):
-        check_nonnegative(f"weight_decay[{r}]", lam)
+    decays = per_replica("weight_decay", weight_decay, R, check_nonnegative)
     record = sorted(set(record_at))
     for step in record:
-        check_int_at_least("record_at entries", step, 1)
-        if step > steps:
-            raise ValueError(f"record_at entries must be <= steps={steps}, got {step}")
+        check_int_in_range("record_at entries", step, 1, steps)
 
     dtype = first.weight.dtype
     weights = [torch.stack([m[i].weight.detach().T for m in models]).contiguous()
@@ -579,11 +563,9 @@ class CalibrationBins(NamedTuple):
 
 def _check_probs(probs: torch.Tensor, labels: torch.Tensor) -> None:
     _check_scores("probs", probs, labels)
-    if bool(((probs < 0) | (probs > 1)).any()):
-        raise ValueError("probs must lie in [0, 1]")
-    tol = 1e-4 if probs.dtype in (torch.float16, torch.bfloat16, torch.float32) else 1e-8
-    if bool(((probs.sum(dim=1) - 1).abs() > tol).any()):
-        raise ValueError(f"each row of probs must sum to 1 (within {tol})")
+    check_values_in("probs", probs, 0.0, 1.0)
+    low_precision = probs.dtype in (torch.float16, torch.bfloat16, torch.float32)
+    check_distribution_rows("probs", probs, atol=1e-4 if low_precision else 1e-8)
 
 
 def calibration_bins(probs: torch.Tensor, labels: torch.Tensor,
@@ -610,8 +592,7 @@ def calibration_bins(probs: torch.Tensor, labels: torch.Tensor,
     Raises
     ------
     ValueError
-        For wrong shapes, probabilities outside [0, 1] or rows not summing to 1, labels out of
-        range or ``n_bins`` < 1.
+        For probability rows that are not distributions, labels out of range, or a bad ``n_bins``.
     """
     check_int_at_least("n_bins", n_bins, 1)
     _check_probs(probs, labels)
@@ -696,8 +677,7 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, *, low: float = 
     _check_scores("logits", logits, labels)
     check_positive("low", low)
     check_positive("high", high)
-    if not low < high:
-        raise ValueError(f"low must be < high, got low={low!r}, high={high!r}")
+    check_less("low", low, "high", high)
     check_int_at_least("iterations", iterations, 1)
     z = logits.detach().to(torch.float64)
     y = labels.long()
@@ -720,3 +700,62 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, *, low: float = 
             fd = nll(d)
     return math.exp((a + b) / 2.0)
 
+
+def reliability_diagram(
+    ax: Axes,
+    predictions: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    *,
+    n_bins: int = 15,
+    colors: Sequence[str] | None = None,
+    title: str | None = None,
+) -> Axes:
+    """Draw a reliability diagram: accuracy against confidence in equal-width bins.
+
+    For each entry ``label → (probs, labels)`` (probabilities of shape ``(n, k)`` and integer
+    labels of shape ``(n,)``, torch tensors), one line joins the (mean confidence, accuracy)
+    points of the non-empty bins of :func:`calibration_bins`. The dashed diagonal is perfect
+    calibration: points below it are over-confident, points above it under-confident. A legend
+    is drawn only for more than one model.
+
+    Parameters
+    ----------
+    ax
+        The axes to draw on.
+    predictions
+        Model label → ``(probs, labels)``.
+    n_bins
+        Number of equal-width confidence bins, ≥ 1.
+    colors
+        One colour per model, to keep a model's colour the same as in other figures
+        (the style's colour cycle if ``None``).
+    title
+        Optional axes title.
+
+    Returns
+    -------
+    Axes
+        ``ax``.
+
+    Raises
+    ------
+    ValueError
+        If ``colors`` does not hold one colour per model, or as :func:`calibration_bins`.
+    """
+    check_min_length("predictions", predictions, 1, "(probs, labels) pairs")
+    if colors is not None:
+        check_length("colors", colors, len(predictions), "colours (one per model)")
+    ax.plot([0.0, 1.0], [0.0, 1.0], linestyle="--", color="0.5", linewidth=1.0)
+    for i, (label, (probs, labels)) in enumerate(predictions.items()):
+        bins = calibration_bins(probs, labels, n_bins)
+        keep = bins.count > 0
+        ax.plot(bins.confidence[keep].numpy(), bins.accuracy[keep].numpy(), marker="o",
+                markersize=4, label=label, color=None if colors is None else colors[i])
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylim(0.0, 1.02)
+    ax.set_xlabel("confidence (maximum predicted probability)")
+    ax.set_ylabel("accuracy in the bin")
+    if title:
+        ax.set_title(title)
+    if len(predictions) > 1:
+        ax.legend()
+    return ax

@@ -48,12 +48,7 @@ def gaussian_expectation(
     Raises
     ------
     ValueError
-        If ``variables`` is empty, holds a non-symbol or a repeated symbol, if ``expr`` is not a
-        polynomial in them, or if a numeric ``variance`` is not positive.
-
-    Notes
-    -----
-    Used in chapters 3 and 11.
+        If ``expr`` is not a polynomial in distinct symbols, or ``variance`` is not positive.
     """
     variables = list(variables)
     if not variables or not all(isinstance(v, sp.Symbol) for v in variables):

@@ -23,6 +23,7 @@ from dlnotes.validation import (
     check_same_rows,
     check_same_shape,
 )
+from dlnotes.validation import per_replica as one_per_replica
 
 __all__ = ["fit", "fit_replicas", "History", "mlp", "minibatches", "accuracy",
            "loss_objective", "train_classifier", "first_epoch_reaching", "relu_activity",
@@ -288,7 +289,9 @@ def fit(
     n = _data_rows(data)
     total = _check_schedule(steps, epochs, data, batch_size, n)
     every = _record_every(record_every, epochs, total, batch_size, n)
-    _check_optimizer_settings(lr, momentum, weight_decay, clip_grad_norm)
+    check_positive("lr", lr)
+    check_nonnegative("weight_decay", weight_decay)
+    _check_optimizer_settings(momentum, clip_grad_norm)
     generator = torch.Generator().manual_seed(0) if generator is None else generator
     opt = _make_optimizer(optimizer, list(model.parameters()), lr=lr, momentum=momentum,
                           weight_decay=weight_decay, betas=betas)
@@ -340,12 +343,7 @@ def _record_every(record_every, epochs, total, batch_size, n) -> int:
     return total
 
 
-def _check_optimizer_settings(lr, momentum, weight_decay, clip_grad_norm) -> None:
-    for i, value in enumerate(np.atleast_1d(np.asarray(lr, dtype=float))):
-        check_positive("lr" if np.ndim(lr) == 0 else f"lr[{i}]", value)
-    for i, value in enumerate(np.atleast_1d(np.asarray(weight_decay, dtype=float))):
-        check_nonnegative("weight_decay" if np.ndim(weight_decay) == 0 else
-                          f"weight_decay[{i}]", value)
+def _check_optimizer_settings(momentum, clip_grad_norm) -> None:
     check_in_range("momentum", momentum, 0.0, 1.0)
     if clip_grad_norm is not None:
         check_positive("clip_grad_norm", clip_grad_norm)
@@ -369,17 +367,6 @@ class _Replica:
     def parameters(self) -> Iterator[torch.Tensor]:
         """The replica's parameters, as :meth:`nn.Module.parameters`."""
         yield from self._params.values()
-
-
-def _per_replica(values, R: int, name: str) -> torch.Tensor:
-    """One value per replica, as a float64 tensor of shape ``(R,)``."""
-    out = torch.as_tensor(values, dtype=torch.float64)
-    if out.ndim == 0:
-        return out.expand(R)
-    if tuple(out.shape) != (R,):
-        raise ValueError(f"{name} must be one number or one per replica ({R}), got shape "
-                         f"{tuple(out.shape)}")
-    return out
 
 
 def _check_replicas(models: Sequence[nn.Module]) -> None:
@@ -513,7 +500,9 @@ def fit_replicas(
             raise ValueError(f"data[{i}] is per replica: its first dimension must be {R}")
     total = _check_schedule(steps, epochs, data, batch_size, n)
     every = _record_every(record_every, epochs, total, batch_size, n)
-    _check_optimizer_settings(lr, momentum, weight_decay, clip_grad_norm)
+    lrs = one_per_replica("lr", lr, R, check_positive)
+    decays = one_per_replica("weight_decay", weight_decay, R, check_nonnegative)
+    _check_optimizer_settings(momentum, clip_grad_norm)
     check_choice("optimizer", optimizer, ["sgd", "adam"])
     check_choice("randomness", randomness, ["error", "different", "same"])
     kwargs = dict(loss_kwargs or {})
@@ -525,8 +514,7 @@ def fit_replicas(
     params, buffers = stack_module_state(models)
     base = copy.deepcopy(models[0]).to("meta")
     dtype = next(iter(params.values())).dtype if params else torch.float64
-    lrs = _per_replica(lr, R, "lr").to(dtype)
-    decays = _per_replica(weight_decay, R, "weight_decay").to(dtype)
+    lrs, decays = (torch.tensor(v, dtype=dtype) for v in (lrs, decays))
     state = {name: {} for name in params}
 
     def replica_loss(p, b, batch, kw):

@@ -60,10 +60,17 @@ from torch import nn
 
 from dlnotes.validation import (
     check_choice,
+    check_dim_size,
+    check_float_tensor,
     check_in_range,
     check_int_at_least,
+    check_int_in_range,
+    check_integer_array,
     check_ndim,
     check_positive,
+    check_shape,
+    check_tensor,
+    check_type,
 )
 
 __all__ = [
@@ -105,12 +112,9 @@ def _concrete(t: torch.Tensor) -> bool:
 
 
 def _check_hidden(x: object, d_model: int | None, name: str = "x") -> None:
-    check_ndim(name, x, 3)
-    if not x.is_floating_point():
-        raise ValueError(f"{name} must have a floating dtype, got {x.dtype}")
-    if d_model is not None and x.shape[-1] != d_model:
-        raise ValueError(f"{name} must have shape (B, T, d_model={d_model}), got "
-                         f"{tuple(x.shape)}")
+    check_float_tensor(name, x, 3, finite=False)  # no value checks: vmap-safe
+    if d_model is not None:
+        check_dim_size(name, x, -1, d_model, "features (d_model)")
     if x.shape[1] < 1:
         raise ValueError(f"{name} must have at least one position, got shape {tuple(x.shape)}")
 
@@ -118,12 +122,8 @@ def _check_hidden(x: object, d_model: int | None, name: str = "x") -> None:
 def _check_padding_mask(padding_mask: object, batch_shape: tuple[int, int]) -> None:
     if padding_mask is None:
         return
-    if not isinstance(padding_mask, torch.Tensor) or padding_mask.dtype != torch.bool:
-        raise ValueError("padding_mask must be a boolean tensor (True at padded positions), "
-                         f"got {getattr(padding_mask, 'dtype', type(padding_mask).__name__)}")
-    if tuple(padding_mask.shape) != tuple(batch_shape):
-        raise ValueError(f"padding_mask must have shape (B, T) = {tuple(batch_shape)}, got "
-                         f"{tuple(padding_mask.shape)}")
+    check_tensor("padding_mask", padding_mask, dtype=torch.bool)  # True at padded positions
+    check_shape("padding_mask", padding_mask, batch_shape, "(B, T)")
     if _concrete(padding_mask) and bool(padding_mask.all(dim=1).any()):
         raise ValueError("padding_mask must leave at least one real (False) position in every "
                          "sequence")
@@ -133,12 +133,9 @@ def _check_allowed(allowed: object, batch_shape: tuple[int, int]) -> None:
     if allowed is None:
         return
     b, t = batch_shape
-    if not isinstance(allowed, torch.Tensor) or allowed.dtype != torch.bool:
-        raise ValueError("allowed must be a boolean tensor (True where a query may attend to a "
-                         f"key), got {getattr(allowed, 'dtype', type(allowed).__name__)}")
-    if tuple(allowed.shape) not in ((t, t), (b, t, t)):
-        raise ValueError(f"allowed must have shape (T, T) = {(t, t)} or (B, T, T) = "
-                         f"{(b, t, t)}, got {tuple(allowed.shape)}")
+    check_tensor("allowed", allowed, dtype=torch.bool)  # True where a query may attend to a key
+    check_ndim("allowed", allowed, (2, 3))
+    check_shape("allowed", allowed, (b, t, t)[-allowed.ndim:], "((B,) T, T)")
 
 
 def _attention_mask(
@@ -608,10 +605,7 @@ class Encoder(nn.Module):
         check_choice("positions", positions, ["learned", "sinusoidal"])
         check_positive("embedding_std", embedding_std)
         if padding_idx is not None:
-            check_int_at_least("padding_idx", padding_idx, 0)
-            if padding_idx >= vocab_size:
-                raise ValueError(f"padding_idx must lie in [0, vocab_size={vocab_size}), got "
-                                 f"{padding_idx}")
+            check_int_in_range("padding_idx", padding_idx, 0, vocab_size - 1)
         self.vocab_size, self.d_model, self.max_len = int(vocab_size), int(d_model), int(max_len)
         self.padding_idx, self.positions, self.norm = padding_idx, positions, norm
         with _seeded(seed):
@@ -707,16 +701,8 @@ class Encoder(nn.Module):
         if not 1 <= tokens.shape[1] <= self.max_len:
             raise ValueError(f"tokens must have between 1 and max_len={self.max_len} positions, "
                              f"got shape {tuple(tokens.shape)}")
-        if _concrete(tokens) and tokens.numel() and not (
-                0 <= int(tokens.min()) and int(tokens.max()) < self.vocab_size):
-            raise ValueError(f"tokens must lie in [0, vocab_size={self.vocab_size}), got ids "
-                             f"from {int(tokens.min())} to {int(tokens.max())}")
-
-
-def _check_encoder(encoder: object) -> None:
-    if not isinstance(encoder, Encoder):
-        raise ValueError(f"encoder must be a dlnotes.transformer.Encoder, got "
-                         f"{type(encoder).__name__}")
+        if _concrete(tokens):  # the values of a vmapped tensor cannot be read
+            check_integer_array("tokens", tokens, 2, low=0, high=self.vocab_size)
 
 
 class SentenceEncoder(nn.Module):
@@ -736,7 +722,7 @@ class SentenceEncoder(nn.Module):
 
     def __init__(self, encoder: Encoder) -> None:
         super().__init__()
-        _check_encoder(encoder)
+        check_type("encoder", encoder, Encoder)
         self.encoder = encoder
 
     def forward(self, tokens: torch.Tensor, padding_mask: torch.Tensor | None = None,
@@ -770,7 +756,7 @@ class SequenceClassifier(nn.Module):
 
     def __init__(self, encoder: Encoder, n_classes: int, *, seed: int | None = None) -> None:
         super().__init__()
-        _check_encoder(encoder)
+        check_type("encoder", encoder, Encoder)
         check_int_at_least("n_classes", n_classes, 2)
         self.encoder = encoder
         with _seeded(seed):
@@ -814,7 +800,7 @@ class TokenPredictor(nn.Module):
     def __init__(self, encoder: Encoder, *, tie_weights: bool = True,
                  seed: int | None = None) -> None:
         super().__init__()
-        _check_encoder(encoder)
+        check_type("encoder", encoder, Encoder)
         self.encoder = encoder
         self.tie_weights = bool(tie_weights)
         if self.tie_weights:
@@ -994,17 +980,12 @@ def mask_tokens(
     ValueError
         For malformed ``tokens`` or ``padding_mask``, or an id or ``rate`` out of range.
     """
-    check_ndim("tokens", tokens, 2)
-    _check_padding_mask(padding_mask, tuple(tokens.shape))
     check_int_at_least("first_regular_id", first_regular_id, 1)
     check_int_at_least("vocab_size", vocab_size, first_regular_id + 1)
-    check_int_at_least("mask_id", mask_id, 0)
-    if mask_id >= first_regular_id:
-        raise ValueError(f"mask_id must be a special id below first_regular_id="
-                         f"{first_regular_id}, got {mask_id}")
+    check_integer_array("tokens", tokens, 2, low=0, high=vocab_size)
+    _check_padding_mask(padding_mask, tuple(tokens.shape))
+    check_int_in_range("mask_id", mask_id, 0, first_regular_id - 1)  # a special id
     check_in_range("rate", rate, 0.0, 1.0, low_inclusive=False, high_inclusive=True)
-    if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= vocab_size):
-        raise ValueError(f"tokens must lie in [0, vocab_size={vocab_size})")
     tokens = tokens.long()
     candidate = ~padding_mask & (tokens >= first_regular_id)
     selected = candidate & (torch.rand(tokens.shape, generator=generator) < rate)

@@ -11,15 +11,22 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 from dlnotes.validation import (
+    as_float_array,
+    check_dim_size,
     check_finite,
     check_int_at_least,
+    check_int_in_range,
+    check_integer_array,
     check_ndim,
     check_nonnegative,
+    check_nonzero_rows,
     check_positive,
+    check_same_length,
     check_same_shape,
+    check_shape,
+    check_values_in,
 )
 
 __all__ = [
@@ -36,21 +43,10 @@ __all__ = [
 ]
 
 
-def _as_float64(name: str, x: Any, ndim: int) -> np.ndarray:
-    r"""Check rank and finiteness of an array or tensor and return it as a float64 array."""
-    check_ndim(name, x, ndim)
-    arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x
-    arr = np.asarray(arr, dtype=np.float64)
-    check_finite(name, arr)
-    return arr
-
-
 def _unit_rows(name: str, X: np.ndarray) -> np.ndarray:
     r"""Rows of ``X`` divided by their Euclidean norms; a zero row is an error."""
-    norms = np.linalg.norm(X, axis=1)
-    if not (norms > 0).all():
-        raise ValueError(f"{name} must have no all-zero rows (cosine is undefined for them)")
-    return X / norms[:, None]
+    check_nonzero_rows(name, X)
+    return X / np.linalg.norm(X, axis=1)[:, None]
 
 
 def fit_whitening(
@@ -85,19 +81,16 @@ def fit_whitening(
     Raises
     ------
     ValueError
-        If ``X`` is not 2-D or not finite, if ``n <= d``, if ``k`` is not an integer in
-        ``[1, d]``, if ``rtol`` is not positive, or if a kept eigenvalue is numerically zero.
+        If ``n <= d`` or a kept eigenvalue is numerically zero, or for a bad argument.
     """
-    X = _as_float64("X", X, 2)
+    X = as_float_array("X", X, 2)
     n, d = X.shape
     if n <= d:
         raise ValueError(
             f"X must have more samples than dimensions (n > d) to fit a whitening, got n={n}, d={d}"
         )
     k = d if k is None else k
-    check_int_at_least("k", k, 1)
-    if k > d:
-        raise ValueError(f"k must be an integer in [1, {d}] (the dimension of X), got {k}")
+    check_int_in_range("k", k, 1, d)
     check_positive("rtol", rtol)
     mu = X.mean(axis=0)
     cov = np.atleast_2d(np.cov(X - mu, rowvar=False))  # a 1 × 1 matrix when d = 1
@@ -140,14 +133,11 @@ def apply_whitening(X: Any, mu: Any, W: Any) -> np.ndarray:
     ValueError
         If an argument has the wrong rank, holds non-finite values, or the shapes do not match.
     """
-    X = _as_float64("X", X, 2)
-    mu = _as_float64("mu", mu, 1)
-    W = _as_float64("W", W, 2)
-    if mu.shape[0] != X.shape[1] or W.shape[0] != X.shape[1]:
-        raise ValueError(
-            f"mu must have shape (d,) and W shape (d, k) with d = X.shape[1] = {X.shape[1]}, "
-            f"got mu {mu.shape} and W {W.shape}"
-        )
+    X = as_float_array("X", X, 2)
+    mu = as_float_array("mu", mu, 1)
+    W = as_float_array("W", W, 2)
+    check_shape("mu", mu, X.shape[1:], "(the columns of X)")
+    check_dim_size("W", W, 0, X.shape[1], "rows (one per column of X)")
     return (X - mu) @ W
 
 
@@ -174,10 +164,8 @@ def anisotropy(X: Any) -> float:
     ValueError
         If ``X`` is not 2-D, has fewer than two rows, non-finite values or an all-zero row.
     """
-    X = _as_float64("X", X, 2)
+    X = as_float_array("X", X, 2, min_rows=2)
     n = X.shape[0]
-    if n < 2:
-        raise ValueError(f"X must have at least 2 rows to form a pair, got {n}")
     U = _unit_rows("X", X)
     total = U.sum(axis=0)
     return float((total @ total - n) / (n * (n - 1)))
@@ -201,10 +189,9 @@ def paired_cosine(A: Any, B: Any) -> np.ndarray:
     ValueError
         If the shapes differ, an input is not 2-D, not finite, or has an all-zero row.
     """
-    A = _as_float64("A", A, 2)
-    B = _as_float64("B", B, 2)
-    if A.shape != B.shape:
-        raise ValueError(f"A and B must have the same shape, got {A.shape} and {B.shape}")
+    A = as_float_array("A", A, 2)
+    B = as_float_array("B", B, 2)
+    check_same_shape("A", A, "B", B)
     cos = (_unit_rows("A", A) * _unit_rows("B", B)).sum(axis=1)
     return np.clip(cos, -1.0, 1.0)
 
@@ -272,24 +259,14 @@ def knn_distance(X: Any, k: int = 5, *, queries: Any = None, chunk: int = 1024) 
     Raises
     ------
     ValueError
-        If ``X`` is not 2-D or not finite, ``k`` or ``chunk`` is out of range, or ``queries``
-        holds an index outside ``[0, n)``.
+        If an argument is outside the range given above.
     """
-    X = _as_float64("X", X, 2)
+    X = as_float_array("X", X, 2)
     n = X.shape[0]
-    check_int_at_least("k", k, 1)
-    if k > n - 1:
-        raise ValueError(f"k must be an integer in [1, n - 1] = [1, {n - 1}], got {k}")
+    check_int_in_range("k", k, 1, n - 1)
     check_int_at_least("chunk", chunk, 1)
-    if queries is None:
-        queries = np.arange(n)
-    queries = np.asarray(queries)
-    if queries.ndim != 1 or not np.issubdtype(queries.dtype, np.integer):
-        raise ValueError("queries must be a 1-D array of integer row indices")
-    if queries.size and (queries.min() < 0 or queries.max() >= n):
-        raise ValueError(
-            f"queries must hold row indices in [0, {n}), got {queries.min()}..{queries.max()}"
-        )
+    queries = np.arange(n) if queries is None else np.asarray(queries)
+    check_integer_array("queries", queries, 1, low=0, high=n)
     sq = (X**2).sum(axis=1)
     out = np.empty(len(queries))
     for start in range(0, len(queries), chunk):
@@ -329,18 +306,11 @@ def alignment(x: Any, y: Any, alpha: float = 2.0) -> float:
     Raises
     ------
     ValueError
-        If an input is not 2-D, empty, not finite, has an all-zero row, the shapes differ, or
-        ``alpha`` is not positive.
-
-    Notes
-    -----
-    Used in chapter 11.
+        If a row is all zeros, or for a wrong shape or value.
     """
-    x = _as_float64("x", x, 2)
-    y = _as_float64("y", y, 2)
+    x = as_float_array("x", x, 2, min_rows=1)
+    y = as_float_array("y", y, 2)
     check_same_shape("x", x, "y", y)
-    if x.shape[0] == 0:
-        raise ValueError("x and y must hold at least one pair (one row each)")
     check_positive("alpha", alpha)
     # |u - v|^2 = 2 - 2 u.v for unit vectors; clip rounding below zero.
     sq = np.maximum(2.0 - 2.0 * (_unit_rows("x", x) * _unit_rows("y", y)).sum(axis=1), 0.0)
@@ -377,17 +347,10 @@ def uniformity(x: Any, t: float = 2.0, *, chunk: int = 1024) -> float:
     Raises
     ------
     ValueError
-        If ``x`` is not 2-D, has fewer than two rows, non-finite values or an all-zero row, or
-        if ``t`` or ``chunk`` is out of range.
-
-    Notes
-    -----
-    Used in chapter 11.
+        If a row is all zeros, or for a wrong shape or value.
     """
-    x = _as_float64("x", x, 2)
+    x = as_float_array("x", x, 2, min_rows=2)
     n = x.shape[0]
-    if n < 2:
-        raise ValueError(f"x must have at least 2 rows to form a pair, got {n}")
     check_positive("t", t)
     check_int_at_least("chunk", chunk, 1)
     U = _unit_rows("x", x)
@@ -486,28 +449,17 @@ def weighted_spearman(x: Any, y: Any, weights: Any) -> np.ndarray:
     ------
     ValueError
         If the inputs have the wrong rank or length, or non-finite or negative values.
-
-    Notes
-    -----
-    Used in chapter 11.
     """
-    check_ndim("x", x, (1, 2))
-    xs = np.atleast_2d(np.asarray(x, dtype=np.float64))
-    check_finite("x", xs)
-    y = _as_float64("y", y, 1)
-    if xs.shape[1] != y.shape[0]:
-        raise ValueError(f"x and y must have the same length, got {xs.shape[1]} and {y.shape[0]}")
-    if y.shape[0] < 2:
-        raise ValueError(f"x and y must hold at least 2 pairs, got {y.shape[0]}")
+    xs = np.atleast_2d(as_float_array("x", x, (1, 2)))
+    y = as_float_array("y", y, 1, min_rows=2)
+    check_same_length("x", xs[0], "y", y)
     check_ndim("weights", weights, (1, 2))
     w = np.asarray(weights)
     if not (np.issubdtype(w.dtype, np.integer) or np.issubdtype(w.dtype, np.floating)):
         raise ValueError(f"weights must be integers or floats, got dtype {w.dtype}")
     check_finite("weights", w)
-    if w.shape[-1] != y.shape[0]:
-        raise ValueError(f"weights must have {y.shape[0]} columns (one per pair), got {w.shape}")
-    if w.min() < 0:
-        raise ValueError("weights must be non-negative")
+    check_dim_size("weights", w, -1, y.shape[0], "columns (one per pair)")
+    check_values_in("weights", w, 0.0)
     W = np.atleast_2d(w)
     # Blocks of 256 resamples keep the (n, block) work arrays in cache: faster than all at once.
     rho = np.concatenate([
@@ -546,17 +498,11 @@ def item_bootstrap_weights(i: Any, j: Any, n_boot: int, *, seed: int = 0) -> np.
     Raises
     ------
     ValueError
-        If ``i`` and ``j`` are not 1-D integer arrays of the same length, or ``n_boot`` or
-        ``seed`` is out of range.
-
-    Notes
-    -----
-    Used in chapter 11.
+        If an argument is outside the range given above.
     """
     i, j = np.asarray(i), np.asarray(j)
-    for name, a in (("i", i), ("j", j)):
-        if a.ndim != 1 or not np.issubdtype(a.dtype, np.integer):
-            raise ValueError(f"{name} must be a 1-D array of integer item labels")
+    check_integer_array("i", i, 1)
+    check_integer_array("j", j, 1)
     check_same_shape("i", i, "j", j)
     check_int_at_least("n_boot", n_boot, 1)
     check_int_at_least("seed", seed, 0)

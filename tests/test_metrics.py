@@ -1,4 +1,5 @@
-"""dlnotes.losses.soft_f1_loss against scikit-learn's F1 and its own definition."""
+"""dlnotes.metrics against scikit-learn's F1, a brute-force threshold search and the
+definition of the soft F1 score."""
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import f1_score
 
-from dlnotes.losses import soft_f1_loss
+from dlnotes.metrics import best_f1_threshold, soft_f1_loss
 
 
 @given(st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=60))
@@ -64,5 +65,37 @@ def test_soft_f1_loss_is_zero_when_nothing_is_positive_or_predicted():
          "numpy-probs"],
 )
 def test_soft_f1_loss_rejects_bad_input(probs, targets):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="probs|targets"):
         soft_f1_loss(probs, targets)
+
+
+# -------------------------------------------------------------------------- F1 threshold
+
+
+@given(st.integers(0, 200))
+@settings(max_examples=25, deadline=None)
+def test_best_f1_threshold_matches_a_brute_force_search_with_sklearn(seed):
+    g = np.random.default_rng(seed)
+    n = int(g.integers(2, 40))
+    scores = np.round(g.random(n), 1)  # many ties
+    targets = (g.random(n) < 0.3).astype(np.int64)
+    targets[g.integers(n)] = 1
+    low, high, best = best_f1_threshold(torch.tensor(scores), torch.tensor(targets))
+    brute = max(f1_score(targets, scores >= t) for t in np.unique(scores))
+    assert best == pytest.approx(brute)
+    assert f1_score(targets, scores >= high) == pytest.approx(best)
+    assert low < high and not bool(((scores > low) & (scores < high)).any())
+
+
+@pytest.mark.parametrize(
+    ("scores", "targets", "message"),
+    [(torch.rand(4), torch.zeros(4), "at least one positive"),
+     (torch.rand(4), torch.tensor([0, 1, 2, 1]), r"targets must contain only the labels \[0, 1\]"),
+     (torch.rand(4), torch.ones(3), "same shape"),
+     (torch.rand(2, 2), torch.ones(2, 2), "scores must have 1 dimension"),
+     (torch.tensor([0.5, float("nan")]), torch.ones(2), "scores must contain only finite")],
+    ids=["no-positive", "non-binary-target", "shape-mismatch", "2-d", "nan"],
+)
+def test_best_f1_threshold_rejects_bad_input_naming_it(scores, targets, message):
+    with pytest.raises(ValueError, match=message):
+        best_f1_threshold(scores, targets)
