@@ -444,8 +444,8 @@ class SelfAttentionLayer(GraphLayer):
     over all nodes when ``A`` is ``None`` (the complete graph, as in a Transformer), or over
     :math:`\mathcal N(i)\cup\{i\}` when an adjacency matrix is given (a "graph Transformer"
     layer). Parameters ``w_query``, ``w_key``, ``w_value``, each ``(out, in)``,
-    Glorot-initialised; no bias. In :class:`LayerStack` it
-    attends over all nodes (its :meth:`graph_operator` ignores the edges).
+    Glorot-initialised; no bias. In :class:`LayerStack` it attends over all nodes (its
+    :meth:`GraphLayer.graph_operator` ignores the edges).
 
     Parameters
     ----------
