@@ -217,11 +217,12 @@ def train_graph_autoencoders(
                         steps=epochs, optimizer="adam", lr=lr, replica_kwargs=kwargs)
 
 
-def _ridge_scores(Z: Any, y: torch.Tensor, train_idx: torch.Tensor, alpha: float
-                  ) -> torch.Tensor:
-    """The ridge classifier's scores ``(N, k)`` for every row of ``Z`` (see
-    :func:`linear_probe_accuracy`)."""
-    check_positive("alpha", alpha)
+def _ridge_scores(Z: Any, y: torch.Tensor, train_idx: torch.Tensor,
+                  alphas: Sequence[float]) -> list[torch.Tensor]:
+    """The ridge classifier's scores ``(N, k)`` for every row of ``Z``, one tensor per penalty
+    (see :func:`linear_probe_accuracy`); one eigendecomposition serves every penalty."""
+    for i, alpha in enumerate(alphas):
+        check_positive(f"alphas[{i}]", alpha)
     Z = as_float_tensor("Z", Z, 2).detach().to(torch.float64)
     check_length("Z", Z, y.shape[0], "rows (one per label)")
     Zt = Z[train_idx]
@@ -230,9 +231,9 @@ def _ridge_scores(Z: Any, y: torch.Tensor, train_idx: torch.Tensor, alpha: float
     Zt = Z[train_idx]
     targets = _targets(y, train_idx, int(y.max()) + 1)
     t_mean = targets.mean(dim=0)
-    B = torch.linalg.solve(Zt.T @ Zt + alpha * torch.eye(Z.shape[1], dtype=torch.float64),
-                           Zt.T @ (targets - t_mean))
-    return Z @ B + t_mean
+    eigenvalues, V = torch.linalg.eigh(Zt.T @ Zt)
+    projected = V.T @ (Zt.T @ (targets - t_mean))
+    return [Z @ (V @ (projected / (eigenvalues + alpha)[:, None])) + t_mean for alpha in alphas]
 
 
 def _targets(y: torch.Tensor, idx: torch.Tensor, k: int) -> torch.Tensor:
@@ -277,7 +278,7 @@ def linear_probe_accuracy(
     ValueError
         If ``Z`` is not a finite 2-D array with one row per label, or ``alpha`` ≤ 0.
     """
-    pred = _ridge_scores(Z, y, train_idx, alpha)[test_idx].argmax(dim=1)
+    pred = _ridge_scores(Z, y, train_idx, [alpha])[0][test_idx].argmax(dim=1)
     return float((pred == y[test_idx]).double().mean())
 
 
@@ -305,7 +306,8 @@ def probe_with_validation(
     """
     check_min_length("alphas", alphas, 1, "penalties")
     k = int(y.max()) + 1
-    errors = [float(((_ridge_scores(Z, y, train_idx, a)[val_idx] - _targets(y, val_idx, k))
-                     ** 2).mean()) for a in alphas]
-    alpha = alphas[min(range(len(alphas)), key=errors.__getitem__)]
-    return linear_probe_accuracy(Z, y, train_idx, test_idx, alpha=alpha), alpha
+    scores = _ridge_scores(Z, y, train_idx, alphas)
+    errors = [float(((s[val_idx] - _targets(y, val_idx, k)) ** 2).mean()) for s in scores]
+    best = min(range(len(alphas)), key=errors.__getitem__)
+    pred = scores[best][test_idx].argmax(dim=1)
+    return float((pred == y[test_idx]).double().mean()), alphas[best]
