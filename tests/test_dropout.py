@@ -212,6 +212,23 @@ def test_train_conditions_pairs_seeds_across_conditions_and_equals_separate_fits
             assert out["train"][-1, c, s] == pytest.approx(accuracy)
 
 
+def test_train_conditions_with_a_mask_seed_repeats_its_masks_and_leaves_the_global_state():
+    x, y = small_batch(24)
+
+    def run():
+        return train_conditions(ce_with, (x, y), [{"p": 0.5}], sizes=[6, 8, 3], seeds=[0, 1],
+                                steps=6, lr=0.2, mask_seed=7)["loss"]
+
+    torch.manual_seed(0)
+    first = run()
+    after = torch.rand(3)
+    torch.manual_seed(1)
+    second = run()
+    torch.manual_seed(0)
+    assert np.array_equal(first, second)
+    assert torch.equal(torch.rand(3), after)
+
+
 def test_evaluation_callback_measures_every_replica():
     x, y = small_batch(20)
     nets = [MaskedMLP([6, 8, 3], seed=s).eval() for s in range(3)]

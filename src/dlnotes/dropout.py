@@ -312,6 +312,7 @@ def train_conditions(
     sizes: Sequence[int],
     seeds: Sequence[int],
     callback: Callable[[Callable, int], Mapping[str, torch.Tensor]] | None = None,
+    mask_seed: int | None = None,
     **fit_options: object,
 ) -> dict[str, np.ndarray]:
     """Train one :class:`MaskedMLP` per condition and seed, all side by side, and return what
@@ -338,6 +339,10 @@ def train_conditions(
         The architecture and the seeds (at least one each).
     callback
         As for :func:`dlnotes.training.fit_replicas`; its values must have shape ``(R,)``.
+    mask_seed
+        If given (≥ 0), the masks and other draws inside ``loss_fn`` come from torch's global
+        generator reseeded with it, and the global state is restored afterwards, so that the
+        draws do not depend on what ran before; if ``None``, the global generator as it is.
     fit_options
         ``steps``, ``lr``, ``momentum``, ``batch_size``, ``record_every``, … of
         :func:`dlnotes.training.fit_replicas`.
@@ -361,9 +366,13 @@ def train_conditions(
     per_replica = {k: torch.tensor([float(c.get(k, 0.0)) for c in conditions for _ in seeds],
                                    dtype=torch.float64) for k in keys}
     decay = [float(c.get("weight_decay", 0.0)) for c in conditions for _ in seeds]
-    history = fit_replicas(models, loss_fn, tuple(data), generators=generators,
-                           replica_kwargs=per_replica, weight_decay=decay, callback=callback,
-                           randomness="different", **fit_options)
+    with torch.random.fork_rng(devices=[], enabled=mask_seed is not None):
+        if mask_seed is not None:
+            check_int_at_least("mask_seed", mask_seed, 0)
+            torch.manual_seed(mask_seed)
+        history = fit_replicas(models, loss_fn, tuple(data), generators=generators,
+                               replica_kwargs=per_replica, weight_decay=decay,
+                               callback=callback, randomness="different", **fit_options)
     shape = (len(history.step), len(conditions), len(seeds))
     return {"step": np.array(history.step)} | {k: history[k].reshape(shape)
                                                for k in history.keys()}
@@ -599,6 +608,7 @@ def train_dropout_regression(
     w = np.zeros(d)
     total = np.zeros(d)
     start = steps // 2
+    # the loop is the lesson: a fresh mask every step, a closed-form gradient, iterate averaging
     for step in range(steps):
         noisy = X * (gen.random((n, d)) < 1 - p) / (1 - p)
         w = w - lr * (2 / n) * (noisy.T @ (noisy @ w - y)) / scale
