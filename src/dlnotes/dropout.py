@@ -1,31 +1,30 @@
 r"""Dropout and data augmentation. Used in chapter 4, "Dropout and data augmentation".
 
-Two halves:
-
 * **Dropout.** :func:`dropout` is inverted dropout: every entry is kept with probability
   :math:`1-p` and divided by :math:`1-p`, so its expectation is unchanged and nothing needs
   rescaling at test time. :class:`Dropout` is the layer (with its own generator) and
   :func:`dropout_mlp` a :func:`dlnotes.training.mlp` with dropout on the hidden units and,
-  optionally, on the inputs. :class:`MaskedMLP` is the same network for seeds trained side by
-  side (:func:`dlnotes.training.fit_replicas`): its drop probabilities are arguments of the
-  forward pass (one per replica) and it can also apply the masks to the gradient only, the
-  "only part of the parameters is updated" half of dropout without the thinned forward pass;
-  :func:`idle_unit_share` counts the hidden units whose incoming weights get no gradient in one
-  step. For linear regression with dropout on the inputs the expected loss
-  is a ridge penalty weighted by each feature's sum of squares (Wager et al., 2013):
-  :func:`dropout_ridge_solution` is its minimiser and :func:`train_dropout_regression` the same
-  problem solved by Monte Carlo dropout training.
+  optionally, on the inputs. For linear regression with dropout on the inputs the expected
+  loss is a ridge penalty weighted by each feature's sum of squares (Wager et al., 2013):
+  :func:`dropout_ridge_solution` is its minimiser and :func:`train_dropout_regression` the
+  same problem solved by Monte Carlo dropout training (its loop is the lesson).
+* **Conditions side by side.** :class:`MaskedMLP` takes its drop probabilities as arguments of
+  the forward pass, one per replica, and can apply the masks to the gradient only (the "only
+  part of the parameters is updated" half of dropout, without the thinned forward pass);
+  :func:`train_conditions` trains every condition on every seed in one
+  :func:`dlnotes.training.fit_replicas` call and :func:`evaluation_callback` measures them.
+  :func:`idle_unit_share` counts the units left without gradient by one step;
+  :func:`steps_to_reach`, :func:`extra_steps` and :func:`slowdown_share` measure how much
+  slower a condition trains, with intervals over the seeds.
 * **Augmentation of small images.** :func:`shift_images` moves images by whole pixels,
-  :func:`random_shifts` draws a shift per image and :func:`random_shifts_inside` one that keeps
-  every inked pixel in the frame; :func:`place_on_canvas` puts images at given offsets on a
-  larger canvas (digits that are no longer centred); :func:`rotate_images` and
-  :func:`scale_images` rotate and zoom about the image centre with bilinear interpolation; and
-  :func:`augmented_objective` turns an augmentation into an objective hook for
-  :func:`dlnotes.training.train_classifier`. Pixels moved out of the frame are lost and the
-  pixels moved in are 0, so a shift keeps an image's pixel mass exactly when nothing leaves the
-  frame.
+  :func:`random_shifts` draws a shift per image and :class:`ShiftSampler` /
+  :func:`random_shifts_inside` one that keeps every inked pixel in the frame;
+  :func:`place_on_canvas` puts images at given offsets on a larger canvas;
+  :func:`rotate_images` and :func:`scale_images` rotate and zoom about the image centre with
+  bilinear interpolation; :func:`augmented_objective` turns an augmentation into an objective
+  hook for :func:`dlnotes.training.train_classifier`. Pixels moved out of the frame are lost
+  and the pixels moved in are 0.
 """
-
 from __future__ import annotations
 
 import math
@@ -773,26 +772,11 @@ class ShiftSampler:
 
 def random_shifts_inside(images: torch.Tensor, max_shift: int,
                          generator: torch.Generator | None = None) -> torch.Tensor:
-    """Shift every image by a random offset that keeps all its non-zero pixels in the frame.
-
-    Each image's vertical and horizontal offsets are drawn independently and uniformly from
-    the integers in ``[-max_shift, max_shift]`` that move no non-zero pixel out of the frame
-    (an image that fills its frame is not moved along that axis): the shift changes the
-    position and nothing else. One draw of :class:`ShiftSampler`.
-
-    Parameters
-    ----------
-    images
-        Floating tensor of shape ``(n, H, W)`` with background 0.
-    max_shift
-        Largest shift along either axis, an integer in ``[0, min(H, W))``.
-    generator
-        Optional ``torch.Generator``; the global one otherwise.
-
-    Returns
-    -------
-    torch.Tensor
-        Shape ``(n, H, W)``.
+    """Shift every image by a random offset that keeps all its non-zero pixels in the frame:
+    one draw of :class:`ShiftSampler` (same arguments), with uniform numbers from ``generator``
+    (the global one if ``None``). Each image's vertical and horizontal offsets are uniform on the
+    integers in ``[-max_shift, max_shift]`` that move no non-zero pixel out of the frame, so the
+    shift changes the position and nothing else. Returns the ``(n, H, W)`` shifted images.
 
     Raises
     ------
@@ -866,19 +850,26 @@ def rotate_images(images: torch.Tensor, degrees: float | torch.Tensor) -> torch.
     ValueError
         If ``images`` is not ``(n, H, H)`` or the angles are not finite or of the wrong length.
     """
-    _check_images(images)
-    check_ndim("images", images, 3)
-    n, height, width = images.shape
-    check_shape("images", images, (n, height, height), "(n, H, H): square images")
-    angles = torch.as_tensor(degrees, dtype=images.dtype)
-    check_finite("degrees", angles)
-    if angles.ndim == 0:
-        angles = angles.expand(n)
-    check_shape("degrees", angles, (n,), "(one angle per image, or one number)")
+    angles = _one_per_image(images, degrees, "degrees")
     radians = angles * (math.pi / 180)
     cos, sin = torch.cos(radians), torch.sin(radians)
     return _resample(images, torch.stack([torch.stack([cos, -sin], 1),
                                           torch.stack([sin, cos], 1)], 1))
+
+
+def _one_per_image(images: torch.Tensor, values: float | torch.Tensor, name: str
+                   ) -> torch.Tensor:
+    """Check square images ``(n, H, H)`` and one finite value or ``n``; return ``n`` values."""
+    _check_images(images)
+    check_ndim("images", images, 3)
+    n, height, _ = images.shape
+    check_shape("images", images, (n, height, height), "(n, H, H): square images")
+    per_image = torch.as_tensor(values, dtype=images.dtype)
+    check_finite(name, per_image)
+    if per_image.ndim == 0:
+        per_image = per_image.expand(n)
+    check_shape(name, per_image, (n,), "(one value per image, or one number)")
+    return per_image
 
 
 def _resample(images: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
@@ -896,36 +887,18 @@ def scale_images(images: torch.Tensor, factors: float | torch.Tensor) -> torch.T
     r"""Zoom square images about their centre by ``factors`` (> 1 enlarges, < 1 shrinks).
 
     Output pixel :math:`o` takes the bilinear interpolation of the input at :math:`o/s` in
-    coordinates centred on the image (as :func:`rotate_images`): an enlarged image loses what
-    moves past the frame, a shrunk one is surrounded by zeros. A factor of 1 is the identity.
-
-    Parameters
-    ----------
-    images
-        Floating tensor of shape ``(n, H, H)``.
-    factors
-        One factor for all images or a tensor of ``n`` factors, each > 0.
-
-    Returns
-    -------
-    torch.Tensor
-        Shape ``(n, H, H)``.
+    coordinates centred on the image (as :func:`rotate_images`, whose arguments it shares, with
+    one factor > 0 for all images or one per image instead of the angles): an enlarged image
+    loses what moves past the frame, a shrunk one is surrounded by zeros; a factor of 1 is the
+    identity. Returns the ``(n, H, H)`` zoomed images.
 
     Raises
     ------
     ValueError
         If ``images`` is not ``(n, H, H)`` or a factor is not finite and > 0.
     """
-    _check_images(images)
-    check_ndim("images", images, 3)
-    n, height, width = images.shape
-    check_shape("images", images, (n, height, height), "(n, H, H): square images")
-    scale = torch.as_tensor(factors, dtype=images.dtype)
-    check_finite("factors", scale)
+    scale = _one_per_image(images, factors, "factors")
     check_values_in("factors", scale, 0.0, low_inclusive=False)
-    if scale.ndim == 0:
-        scale = scale.expand(n)
-    check_shape("factors", scale, (n,), "(one factor per image, or one number)")
     return _resample(images, torch.diag_embed(torch.stack([1 / scale, 1 / scale], 1)))
 
 
