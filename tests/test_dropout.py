@@ -243,6 +243,7 @@ def test_evaluation_callback_measures_every_replica():
             assert float(values["fit_ce"][r]) == pytest.approx(float(F.cross_entropy(net(x), y)))
             assert float(values["a"][r]) == pytest.approx(float((net(x).argmax(1) == y)
                                                                 .double().mean()))
+            assert float(values["a_ce"][r]) == pytest.approx(float(values["fit_ce"][r]))
         assert torch.isnan(callback(model_fn, 4)["a"]).all()
 
 

@@ -382,9 +382,10 @@ def evaluation_callback(
     at: Collection[int],
     fit_set: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> Callable[[Callable, int], dict[str, torch.Tensor]]:
-    """A :func:`dlnotes.training.fit_replicas` callback: each replica's accuracy on every set
-    at the steps in ``at`` (``nan`` at other records), and at every record its cross-entropy
-    on ``fit_set`` (key ``"fit_ce"``; typically the training set without masks).
+    """A :func:`dlnotes.training.fit_replicas` callback: each replica's accuracy (key
+    ``name``) and cross-entropy (key ``name + "_ce"``) on every set at the steps in ``at``
+    (``nan`` at other records), and at every record its cross-entropy on ``fit_set`` (key
+    ``"fit_ce"``; typically the training set without masks).
 
     Returns
     -------
@@ -393,18 +394,21 @@ def evaluation_callback(
     """
     at = set(at)
 
+    def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        ce = F.cross_entropy(logits.flatten(0, 1), y.repeat(len(logits)), reduction="none")
+        return ce.view(len(logits), -1).mean(1)  # logits (R, n, classes) -> (R,)
+
     def callback(model_fn: Callable, step: int) -> dict[str, torch.Tensor]:
         out = {}
         if fit_set is not None:
-            logits = model_fn(fit_set[0])  # (R, n, classes)
-            ce = F.cross_entropy(logits.flatten(0, 1), fit_set[1].repeat(len(logits)),
-                                 reduction="none")
-            out["fit_ce"] = ce.view(len(logits), -1).mean(1)
+            out["fit_ce"] = cross_entropy(model_fn(fit_set[0]), fit_set[1])
         for name, (X, y) in sets.items():
             if step in at:
-                out[name] = (model_fn(X).argmax(-1) == y).double().mean(1)
+                logits = model_fn(X)
+                out[name] = (logits.argmax(-1) == y).double().mean(1)
+                out[name + "_ce"] = cross_entropy(logits, y)
             else:
-                out[name] = torch.full((len(model_fn(X[:1])),), math.nan)
+                out[name] = out[name + "_ce"] = torch.full((len(model_fn(X[:1])),), math.nan)
         return out
 
     return callback
