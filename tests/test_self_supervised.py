@@ -447,7 +447,7 @@ _x = torch.zeros(4, 3)
         (lambda: momentum_update(nn.Linear(2, 2), nn.Linear(2, 2), m=1.5), "m must"),
         (lambda: momentum_update(nn.Linear(2, 2), nn.Linear(2, 2), m=-0.1), "m must"),
         (lambda: momentum_update(nn.Linear(2, 2), nn.Linear(3, 2), m=0.5), "target parameter"),
-        (lambda: momentum_update(nn.Linear(2, 2), nn.Sequential(), m=0.5), "same parameters"),
+        (lambda: momentum_update(nn.Linear(2, 2), nn.Sequential(), m=0.5), "target parameters"),
         (lambda: momentum_update("net", nn.Linear(2, 2), m=0.5), "target"),
         (lambda: momentum_hook(2.0), "m must"),
         (lambda: MomentumContrast(6, 0, 3), "sizes"),

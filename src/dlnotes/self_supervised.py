@@ -47,8 +47,10 @@ from dlnotes.validation import (
     check_int_at_least,
     check_int_in_range,
     check_integer_array,
+    check_min_length,
     check_ndim,
     check_positive,
+    check_same_length,
     check_same_shape,
     check_shape,
     check_tensor,
@@ -328,12 +330,8 @@ def simcse_loss(model: Callable, tokens: torch.Tensor, *, temperature: float = 0
 
 
 def _parameters(x: nn.Module | Sequence[torch.Tensor], name: str) -> list[torch.Tensor]:
-    if isinstance(x, nn.Module):
-        return list(x.parameters())
-    if not isinstance(x, Sequence) or not all(isinstance(t, torch.Tensor) for t in x):
-        raise ValueError(f"{name} must be an nn.Module or a sequence of tensors, got "
-                         f"{type(x).__name__}")
-    return list(x)
+    check_type(name, x, (nn.Module, list, tuple))
+    return list(x.parameters()) if isinstance(x, nn.Module) else list(x)
 
 
 def momentum_update(target: nn.Module | Sequence[torch.Tensor],
@@ -360,9 +358,7 @@ def momentum_update(target: nn.Module | Sequence[torch.Tensor],
     """
     check_in_range("m", m, 0.0, 1.0, high_inclusive=True)
     t, o = _parameters(target, "target"), _parameters(online, "online")
-    if len(t) != len(o):
-        raise ValueError(f"target and online must have the same parameters, got {len(t)} and "
-                         f"{len(o)} tensors")
+    check_same_length("target parameters", t, "online parameters", o)
     for i, (a, b) in enumerate(zip(t, o, strict=True)):
         check_same_shape(f"target parameter {i}", a, f"online parameter {i}", b)
     with torch.no_grad():
@@ -514,8 +510,7 @@ def token_chunks(sequences: Sequence[torch.Tensor], length: int, *, pad_id: int 
             s = torch.cat([s, torch.full((length - len(s) % length,), pad_id)])
         windows.append(s[: len(s) // length * length].reshape(-1, length))
     out = torch.cat(windows) if windows else torch.empty(0, length, dtype=torch.long)
-    if out.shape[0] == 0:
-        raise ValueError(f"sequences must hold at least one window of {length} tokens")
+    check_min_length(f"sequences cut into {length}-token windows", out, 1, "windows")
     return out
 
 
@@ -530,13 +525,11 @@ def pad_rows(sequences: Sequence[torch.Tensor], length: int, *, pad_id: int = 0
         If ``length`` < 1, a sequence is not a non-empty 1-D integer tensor, or there are none.
     """
     check_int_at_least("length", length, 1)
-    if len(sequences) == 0:
-        raise ValueError("sequences must hold at least one sequence")
+    check_min_length("sequences", sequences, 1, "sequences")
     out = torch.full((len(sequences), length), pad_id, dtype=torch.long)
     for i, s in enumerate(sequences):
         check_integer_array(f"sequences[{i}]", s, 1)
-        if len(s) == 0:
-            raise ValueError(f"sequences[{i}] must hold at least one token")
+        check_min_length(f"sequences[{i}]", s, 1, "tokens")
         out[i, : min(len(s), length)] = s[:length]
     return out
 
