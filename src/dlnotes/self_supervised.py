@@ -212,7 +212,7 @@ def mlm_batch(
     by :func:`bert_mask` and gathered by :func:`masked_positions`.
 
     Meant as the batch-drawing ``data`` of :func:`dlnotes.training.fit_replicas` (with
-    :func:`functools.partial`): every draw comes from ``generator``.
+    ``functools.partial``): every draw comes from ``generator``.
 
     Parameters
     ----------
