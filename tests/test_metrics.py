@@ -8,7 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import f1_score
 
-from dlnotes.metrics import best_f1_threshold, corpus_bleu, soft_f1_loss, tokenize_13a
+from dlnotes.metrics import (
+    best_f1_threshold,
+    bleu_from_statistics,
+    bleu_statistics,
+    corpus_bleu,
+    soft_f1_loss,
+    tokenize_13a,
+)
 
 
 @given(st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=60))
@@ -145,6 +152,32 @@ def test_corpus_bleu_matches_sacrebleu_with_missing_references_and_partial_match
     assert abs(ours - sacrebleu_score(hyps, refs)) < 1e-9
 
 
+@given(st.integers(1, 8).flatmap(lambda n: st.tuples(
+    st.lists(sentences, min_size=n, max_size=n),
+    st.lists(st.lists(sentences, min_size=n, max_size=n), min_size=1, max_size=3))))
+@settings(max_examples=100, deadline=None)
+def test_bleu_statistics_are_sacrebleus_segment_statistics(corpus):
+    from sacrebleu.metrics.bleu import BLEU
+
+    hypotheses, references = corpus
+    reference = BLEU()._extract_corpus_statistics(hypotheses, references)
+    assert bleu_statistics(hypotheses, references).tolist() == reference
+
+
+@given(st.lists(st.integers(0, 40), min_size=4, max_size=4),
+       st.lists(st.integers(0, 40), min_size=4, max_size=4), st.integers(0, 60),
+       st.integers(1, 60))
+@settings(max_examples=200, deadline=None)
+def test_bleu_from_statistics_is_sacrebleus_formula(matches, extra, sys_len, ref_len):
+    from sacrebleu.metrics.bleu import BLEU
+
+    totals = [m + e for m, e in zip(matches, extra, strict=True)]
+    ours = bleu_from_statistics([sys_len, ref_len, *matches, *totals])
+    theirs = BLEU.compute_bleu(list(matches), list(totals), sys_len, ref_len,
+                               smooth_method="exp").score
+    assert abs(ours - theirs) < 1e-9
+
+
 def test_corpus_bleu_is_100_for_a_perfect_corpus_and_0_without_any_match():
     text = ["one two three four five", "six seven eight nine ten eleven"]
     assert corpus_bleu(text, [text]) == pytest.approx(100.0, abs=1e-12)
@@ -164,3 +197,10 @@ def test_corpus_bleu_is_100_for_a_perfect_corpus_and_0_without_any_match():
 def test_corpus_bleu_rejects_bad_input_naming_it(hypotheses, references, message):
     with pytest.raises(ValueError, match=message):
         corpus_bleu(hypotheses, references)
+
+
+@pytest.mark.parametrize("stats", [[1, 2, 3], [1, 1, 1, 1, 1, 1, 1, 1, 1, -1]],
+                         ids=["too-short", "negative"])
+def test_bleu_from_statistics_rejects_bad_counts(stats):
+    with pytest.raises(ValueError, match="stats"):
+        bleu_from_statistics(stats)

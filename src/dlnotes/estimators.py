@@ -462,7 +462,7 @@ def reinforce_accuracy_loss(
     ValueError
         For shapes that do not fit together.
     """
-    check_float_tensor("logits", logits, 2)
+    check_float_tensor("logits", logits, 2, finite=False)  # reads no value: vmap-safe
     check_same_shape("noise", noise, "logits", logits)
     check_min_length("logits", logits, 2, "rows (for the baseline)")
     sampled = (logits.detach() + noise).argmax(dim=-1)

@@ -15,7 +15,9 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
+import numpy as np
 import torch
 
 from dlnotes.validation import (
@@ -24,13 +26,15 @@ from dlnotes.validation import (
     check_length,
     check_min_length,
     check_same_shape,
+    check_shape,
     check_strings,
     check_tensor,
     check_type,
     check_values_in,
 )
 
-__all__ = ["soft_f1_loss", "best_f1_threshold", "tokenize_13a", "corpus_bleu"]
+__all__ = ["soft_f1_loss", "best_f1_threshold", "tokenize_13a", "corpus_bleu", "bleu_statistics",
+           "bleu_from_statistics"]
 
 
 def soft_f1_loss(probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -168,6 +172,47 @@ def _segment_statistics(hypothesis: str, references: list[str]) -> list[int]:
     return [len(hyp), ref_len, *matches, *totals]
 
 
+def bleu_statistics(hypotheses: Sequence[str], references: Sequence[Sequence[str | None]]
+                    ) -> np.ndarray:
+    """BLEU's sufficient statistics of each segment, as sacreBLEU counts them.
+
+    Row ``i`` is ``[c, r, m_1, …, m_4, t_1, …, t_4]`` for segment ``i``: the hypothesis length
+    :math:`c` (13a tokens), the closest reference length :math:`r` (the shorter one on a
+    tie), the clipped n-gram matches :math:`m_n` and the hypothesis n-grams :math:`t_n`.
+    Corpus BLEU is :func:`bleu_from_statistics` of their column sums, so a resample of
+    segments (a bootstrap) needs no new counting.
+
+    Parameters
+    ----------
+    hypotheses, references
+        As in :func:`corpus_bleu`.
+
+    Returns
+    -------
+    numpy.ndarray
+        Integer array of shape ``(len(hypotheses), 10)``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`corpus_bleu`.
+    """
+    check_strings("hypotheses", hypotheses, min_count=1)
+    if isinstance(references, str) or not isinstance(references, Sequence):
+        raise ValueError("references must be a list of reference streams (lists of strings)")
+    check_min_length("references", references, 1, "reference streams")
+    for j, stream in enumerate(references):
+        check_type(f"references[{j}]", stream, (list, tuple))
+        check_length(f"references[{j}]", stream, len(hypotheses), "segments (as hypotheses)")
+        check_strings(f"references[{j}]", [s for s in stream if s is not None])
+    rows = []
+    for i, hyp in enumerate(hypotheses):
+        refs = [stream[i] for stream in references if stream[i] is not None]
+        check_min_length(f"references of segment {i}", refs, 1, "strings")
+        rows.append(_segment_statistics(hyp, refs))
+    return np.array(rows, dtype=np.int64)
+
+
 def corpus_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str | None]]) -> float:
     r"""Corpus BLEU on a 0–100 scale, as ``sacrebleu.corpus_bleu(hypotheses, references).score``.
 
@@ -205,28 +250,27 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str | N
         If a stream's length differs from the number of hypotheses, or a segment has no
         reference.
     """
-    check_strings("hypotheses", hypotheses, min_count=1)
-    if isinstance(references, str) or not isinstance(references, Sequence):
-        raise ValueError("references must be a list of reference streams (lists of strings)")
-    check_min_length("references", references, 1, "reference streams")
-    for j, stream in enumerate(references):
-        check_type(f"references[{j}]", stream, (list, tuple))
-        check_length(f"references[{j}]", stream, len(hypotheses), "segments (as hypotheses)")
-        check_strings(f"references[{j}]", [s for s in stream if s is not None])
-    stats = [0] * (2 + 2 * MAX_ORDER)
-    for i, hyp in enumerate(hypotheses):
-        refs = [stream[i] for stream in references if stream[i] is not None]
-        check_min_length(f"references of segment {i}", refs, 1, "strings")
-        stats = [a + b for a, b in zip(stats, _segment_statistics(hyp, refs), strict=True)]
-    return _bleu_from_statistics(stats)
+    return bleu_from_statistics(bleu_statistics(hypotheses, references).sum(axis=0))
 
 
-def _bleu_from_statistics(stats: list[int]) -> float:
+def bleu_from_statistics(stats: Any) -> float:
+    """Corpus BLEU (0–100) from summed statistics ``[c, r, m_1..m_4, t_1..t_4]``
+    (:func:`bleu_statistics`), with sacreBLEU's arithmetic and ``"exp"`` smoothing.
+
+    Raises
+    ------
+    ValueError
+        If ``stats`` does not hold 10 non-negative counts.
+    """
+    stats = np.asarray(stats)
+    check_shape("stats", stats, (2 + 2 * MAX_ORDER,))
+    check_values_in("stats", stats, 0.0)
+    stats = [int(x) for x in stats]
     sys_len, ref_len = stats[0], stats[1]
     matches, totals = stats[2:2 + MAX_ORDER], stats[2 + MAX_ORDER:]
     if not any(matches) or not all(totals):
         return 0.0
-    brevity = 1.0 if sys_len >= ref_len else math.exp(1 - ref_len / sys_len)
+    brevity = 1.0 if sys_len >= ref_len else math.exp(1 - ref_len / sys_len) if sys_len else 0.0
     log_precisions, halvings = 0.0, 1.0
     for m, t in zip(matches, totals, strict=True):
         if m == 0:
