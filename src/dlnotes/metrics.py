@@ -198,8 +198,7 @@ def bleu_statistics(hypotheses: Sequence[str], references: Sequence[Sequence[str
         As :func:`corpus_bleu`.
     """
     check_strings("hypotheses", hypotheses, min_count=1)
-    if isinstance(references, str) or not isinstance(references, Sequence):
-        raise ValueError("references must be a list of reference streams (lists of strings)")
+    check_type("references", references, (list, tuple))  # a list of reference streams
     check_min_length("references", references, 1, "reference streams")
     for j, stream in enumerate(references):
         check_type(f"references[{j}]", stream, (list, tuple))
