@@ -568,6 +568,17 @@ def gauss_newton_penalty(model: nn.Sequential, X: torch.Tensor, eta: float) -> t
 # ------------------------------------------------------------- weight noise: measurements
 
 
+def _check_noise_settings(etas: Sequence[float], samples: int, seed: int) -> list[float]:
+    """The Monte Carlo settings shared by the weight-noise estimators; the variances as floats."""
+    etas = [float(e) for e in etas]
+    check_min_length("etas", etas, 1, "variances")
+    for e in etas:
+        check_positive("eta", e)
+    check_int_at_least("samples", samples, 2)
+    check_int_at_least("seed", seed, 0)
+    return etas
+
+
 def weight_noise_excess_loss(
     model: nn.Module,
     X: torch.Tensor,
@@ -615,12 +626,7 @@ def weight_noise_excess_loss(
     check_ndim("y", y, 1)
     check_same_rows("X", X, "y", y)
     check_finite("y", y)
-    etas = [float(e) for e in etas]
-    check_min_length("etas", etas, 1, "variances")
-    for e in etas:
-        check_positive("eta", e)
-    check_int_at_least("samples", samples, 2)
-    check_int_at_least("seed", seed, 0)
+    etas = _check_noise_settings(etas, samples, seed)
     theta, fn = _flat_output_fn(model)
     n, n_params = X.shape[0], theta.numel()
     per_row = vmap(vmap(fn, in_dims=(0, 0)), in_dims=(0, None))  # (draws, n, outputs)
@@ -806,12 +812,7 @@ def weight_noise_excess_cross_entropy(
     for layer in model:
         check_type("model layers", layer, (nn.Linear, nn.ReLU))
     check_same_rows("X", X, "y", y)
-    etas = [float(e) for e in etas]
-    check_min_length("etas", etas, 1, "variances")
-    for e in etas:
-        check_positive("eta", e)
-    check_int_at_least("samples", samples, 2)
-    check_int_at_least("seed", seed, 0)
+    etas = _check_noise_settings(etas, samples, seed)
     gen = torch.Generator().manual_seed(seed)
     params = {k: p.detach() for k, p in model.named_parameters()}
 
