@@ -138,17 +138,21 @@ def noise_injection_batches(
     noise_sources = {id(g): torch.Generator().manual_seed(g.initial_seed() + _NOISE_SEED_OFFSET)
                      for g in generators}
     n, d = X.shape
+    # What a replica does not need is one shared constant (fit_replicas stacks copies of it).
+    no_input, keep_all, no_weights = (X.new_zeros(batch_size, d), X.new_ones(batch_size, hidden),
+                                      X.new_zeros(n_params))
 
     def draw(generator: torch.Generator) -> tuple[torch.Tensor, ...]:
         wants_input, wants_weight, wants_dropout = needs[id(generator)]
         idx = torch.randint(0, n, (batch_size,), generator=generator)
-        options = {"generator": noise_sources[id(generator)], "dtype": X.dtype}
+        noise = noise_sources[id(generator)]
         return (X[idx], y[idx],
-                torch.randn(batch_size, d, **options) if wants_input
-                else X.new_zeros(batch_size, d),
-                torch.rand(batch_size, hidden, **options) if wants_dropout
-                else X.new_ones(batch_size, hidden),
-                torch.randn(n_params, **options) if wants_weight else X.new_zeros(n_params))
+                torch.randn(batch_size, d, generator=noise, dtype=X.dtype) if wants_input
+                else no_input,
+                torch.rand(batch_size, hidden, generator=noise, dtype=X.dtype) if wants_dropout
+                else keep_all,
+                torch.randn(n_params, generator=noise, dtype=X.dtype) if wants_weight
+                else no_weights)
 
     return draw
 
