@@ -15,7 +15,7 @@ NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb"))
 NOT_YET_CONVERTED = {
     "04_dropout_augmentation", "06_normalization", "07_attention",
     "08_receptive_fields_rnn", "09_graph_networks", "10_tokens_word_vectors",
-    "11_anisotropy_whitening", "13_sampling_gradients", "14_em_algorithm",
+    "11_anisotropy_whitening",
 }
 
 
