@@ -29,7 +29,6 @@ from torch import nn
 
 from dlnotes.training import fit_replicas
 from dlnotes.validation import (
-    check_choice,
     check_dim_size,
     check_distribution_rows,
     check_float_tensor,
@@ -688,8 +687,9 @@ def train_retrieval(
         ``"eval_loss"``, ``"eval_accuracy"`` (share of evaluation examples whose largest
         weight is on the matching key), ``"active_share"`` (share of active examples),
         ``"wrong_active_share"`` (the same among the examples retrieved wrongly; NaN when
-        there are none) and ``"median_score_grad"``, each ``(K, R)`` on the evaluation batch; ``"train_loss"`` ``(K, R)``, the mean loss on the
-        training batches since the previous record (NaN at step 0); ``"W_q_grad_norm"`` and
+        there are none) and ``"median_score_grad"``, each ``(K, R)`` on the evaluation batch;
+        ``"train_loss"`` ``(K, R)``, the mean loss on the training batches since the previous
+        record (NaN at step 0); ``"W_q_grad_norm"`` and
         ``"W_k_grad_norm"`` ``(steps, R)``, the norms of the batch loss's gradient at the
         weights at every step.
 

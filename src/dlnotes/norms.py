@@ -17,8 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, stack_module_state, vmap
 from torch.autograd.function import once_differentiable
+from torch.func import functional_call, stack_module_state, vmap
 
 from dlnotes.validation import (
     check_choice,
