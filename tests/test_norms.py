@@ -18,6 +18,7 @@ from dlnotes.norms import (
     ScaleInvarianceMonitor,
     TokenTagger,
     batch_statistics,
+    largest_rate_that_trains,
     norm_mlp,
     normalisation_jitter,
     normalisation_mismatch,
@@ -575,3 +576,11 @@ def test_batch_statistics_leak_future_tokens_and_layer_norm_does_not():
     # only the unmasked variant sees the extra padding
     assert np.array_equal(found["masked_batch"]["batch-statistics accuracy"],
                           found["masked_batch"]["with extra padding"])
+
+
+def test_largest_rate_that_trains_is_the_largest_passing_row_per_column():
+    rates = [0.1, 0.2, 0.4]
+    final = np.array([[0.95, 0.5, 0.2], [0.2, 0.92, 0.3], [0.91, 0.1, 0.3]])
+    assert largest_rate_that_trains(final, rates).tolist() == [0.4, 0.2, 0.05]
+    with pytest.raises(ValueError, match="final"):
+        largest_rate_that_trains(final[:2], rates)

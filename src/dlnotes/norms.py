@@ -47,6 +47,7 @@ __all__ = [
     "batch_statistics",
     "normalisation_jitter",
     "ScaleInvarianceMonitor",
+    "largest_rate_that_trains",
     "running_majority",
     "TokenTagger",
     "tagging_loss",
@@ -686,6 +687,27 @@ class ScaleInvarianceMonitor:
                 norms = (w.norm(dim=-1) * g.norm(dim=-1)).clamp(min=torch.finfo(w.dtype).tiny)
                 self.max_cos[name] = torch.maximum(self.max_cos[name],
                                                    ((w * g).sum(-1) / norms).abs())
+
+
+def largest_rate_that_trains(final: np.ndarray, rates: Sequence[float], *,
+                             threshold: float = 0.9) -> np.ndarray:
+    """Per seed, the largest learning rate at which a run reaches ``threshold``.
+
+    ``final`` holds the final accuracy of each run, shape ``(len(rates), seeds)`` (row ``r`` at
+    ``rates[r]``). A seed whose runs all stay below ``threshold`` gets half the smallest rate
+    (below the grid). Used for chapter 6's "largest rate that trains" on a grid of rates.
+
+    Raises
+    ------
+    ValueError
+        If ``final`` does not have one row per rate.
+    """
+    final = np.asarray(final, dtype=np.float64)
+    check_ndim("final", final, 2)
+    check_dim_size("final", final, 0, len(rates), "rows (one per rate)")
+    below = min(rates) / 2
+    return np.array([max((lr for lr, acc in zip(rates, column, strict=True) if acc >= threshold),
+                         default=below) for column in final.T])
 
 
 # --------------------------------------------------------- a Transformer on varied lengths
