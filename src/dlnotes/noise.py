@@ -128,8 +128,9 @@ def cross_validated_noise_level(
     r"""Choose an input-noise level σ by K-fold cross-validation on the training data.
 
     For each σ, fits the expected noisy least squares, i.e. ridge with :math:`\lambda =
-    \sigma^2` (:func:`ridge_solution`), on K−1 folds and measures the mean squared error on the
-    held-out fold. The test data are never seen, so the chosen σ can be reported honestly.
+    \sigma^2` (:func:`dlnotes.linear.ridge_solution`), on K−1 folds and measures the mean
+    squared error on the held-out fold. The test data are never seen, so the chosen σ can be
+    reported honestly.
 
     Parameters
     ----------
@@ -183,8 +184,8 @@ def input_noise_solution(
     minimises :math:`\frac{1}{NC}\sum_c \lVert y - \tilde X^{(c)} w\rVert^2`. Since
     :math:`\mathbb E[\tilde X^\top \tilde X]/N = X^\top X/N + \sigma^2 I` and
     :math:`\mathbb E[\tilde X^\top y] = X^\top y`, the objective converges to the ridge
-    objective of :func:`ridge_solution` with ``lam = sigma**2`` as ``copies`` grows; the
-    difference of the solutions shrinks like :math:`1/\sqrt{\text{copies}}`.
+    objective of :func:`dlnotes.linear.ridge_solution` with ``lam = sigma**2`` as ``copies``
+    grows; the difference of the solutions shrinks like :math:`1/\sqrt{\text{copies}}`.
 
     The Gram matrix is accumulated over blocks of replicas, so memory stays at a few
     megabytes for any ``copies``.
