@@ -19,6 +19,7 @@ from dlnotes.norms import (
     TokenTagger,
     batch_statistics,
     largest_rate_that_trains,
+    mode_comparison,
     norm_mlp,
     normalisation_jitter,
     normalisation_mismatch,
@@ -584,3 +585,17 @@ def test_largest_rate_that_trains_is_the_largest_passing_row_per_column():
     assert largest_rate_that_trains(final, rates).tolist() == [0.4, 0.2, 0.05]
     with pytest.raises(ValueError, match="final"):
         largest_rate_that_trains(final[:2], rates)
+
+
+def test_mode_comparison_equals_the_separate_measurements():
+    model = norm_mlp([6, 12, 4], "batch", nn.ReLU, seed=3).double()
+    X = torch.randn(70, 6, dtype=torch.float64)
+    y = torch.randint(0, 4, (70,))
+    fit(model, lambda m, X, y: F.cross_entropy(m(X), y), (X, y), steps=10, batch_size=8, lr=0.3)
+    eval_acc, train_acc, disagree = mode_comparison(model, X, y, 8)
+    n = 64  # full batches of 8
+    with torch.no_grad():
+        eval_ref = float((copy.deepcopy(model).eval()(X[:n]).argmax(1) == y[:n]).double().mean())
+    train_ref = float((train_mode_logits(model, X, 8).argmax(1) == y[:n]).double().mean())
+    assert (eval_acc, train_acc) == (eval_ref, train_ref)
+    assert disagree == train_eval_disagreement(model, X, 8) > 0

@@ -30,6 +30,7 @@ from dlnotes.validation import (
     check_min_length,
     check_ndim,
     check_positive,
+    check_same_rows,
     check_shape,
     check_tensor,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "LayerNorm",
     "norm_mlp",
     "train_eval_disagreement",
+    "mode_comparison",
     "train_mode_logits",
     "with_population_statistics",
     "variable_length_sequences",
@@ -482,6 +484,28 @@ def with_population_statistics(model: nn.Sequential, X: torch.Tensor) -> nn.Sequ
                 layer.running_var.copy_(h.var(dim=0))
             h = layer(h)
     return twin
+
+
+def mode_comparison(model: nn.Module, X: torch.Tensor, y: torch.Tensor,
+                    batch_size: int) -> tuple[float, float, float]:
+    """Accuracy in eval mode, accuracy in train mode (consecutive batches of ``batch_size``
+    rows, :func:`train_mode_logits`) and the share of rows whose predicted class differs between
+    the two (:func:`train_eval_disagreement`), from one pass in each mode; on a copy of the
+    model. Rows beyond the last full batch are left out of all three.
+
+    Raises
+    ------
+    ValueError
+        If ``X`` is not 2-D, ``y`` does not match it, or ``batch_size`` < 2.
+    """
+    check_same_rows("X", X, "y", y)
+    train_pred = train_mode_logits(model, X, batch_size).argmax(dim=1)
+    n = len(train_pred)
+    twin = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        eval_pred = twin(X[:n]).argmax(dim=1)
+    hits = [(pred == y[:n]).double().mean() for pred in (eval_pred, train_pred)]
+    return float(hits[0]), float(hits[1]), float((train_pred != eval_pred).double().mean())
 
 
 def variable_length_sequences(
