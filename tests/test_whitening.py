@@ -14,6 +14,7 @@ from dlnotes.whitening import (
     anisotropy,
     apply_whitening,
     fit_whitening,
+    item_bootstrap_spearman,
     item_bootstrap_weights,
     knn_distance,
     paired_cosine,
@@ -347,3 +348,26 @@ def test_item_bootstrap_interval_is_wider_than_a_pair_bootstrap_when_items_drive
     pairs = weighted_spearman(scores, ratings,
                               rng.multinomial(len(i), np.full(len(i), 1 / len(i)), size=400))
     assert np.std(items) > 2 * np.std(pairs)
+
+
+def test_item_bootstrap_spearman_is_the_percentile_interval_of_resampled_repeated_samples():
+    rng = np.random.default_rng(3)
+    i, j = np.triu_indices(9, k=1)  # 36 pairs of 9 items
+    ratings = rng.normal(size=36)
+    scores, baseline = ratings + rng.normal(size=36), ratings + 2 * rng.normal(size=36)
+    weights = item_bootstrap_weights(i, j, 300, seed=5)
+    by_hand, difference = [], []
+    for w in weights:  # the resampled data built pair by pair, scored with SciPy
+        rho = spearmanr(np.repeat(scores, w), np.repeat(ratings, w)).statistic
+        rho_base = spearmanr(np.repeat(baseline, w), np.repeat(ratings, w)).statistic
+        by_hand.append(rho)
+        difference.append(rho - rho_base)
+    single = item_bootstrap_spearman(scores, ratings, i, j, n_boot=300, seed=5, unit="words")
+    assert single.estimate == pytest.approx(spearmanr(scores, ratings).statistic, abs=1e-12)
+    assert (single.low, single.high) == pytest.approx(
+        tuple(np.quantile(by_hand, [0.025, 0.975])), abs=1e-12)
+    assert single.n == len(np.unique(np.concatenate([i, j]))) and single.unit == "words"
+    paired = item_bootstrap_spearman(scores, ratings, i, j, baseline=baseline, n_boot=300,
+                                     seed=5)
+    assert (paired.low, paired.high) == pytest.approx(
+        tuple(np.quantile(difference, [0.025, 0.975])), abs=1e-12)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from dlnotes.evidence import Interval, percentile_interval
 from dlnotes.validation import (
     as_float_array,
     check_dim_size,
@@ -40,6 +41,7 @@ __all__ = [
     "uniformity",
     "weighted_spearman",
     "item_bootstrap_weights",
+    "item_bootstrap_spearman",
 ]
 
 
@@ -512,3 +514,59 @@ def item_bootstrap_weights(i: Any, j: Any, n_boot: int, *, seed: int = 0) -> np.
                                                      size=n_boot)
     ends_i, ends_j = counts[:, codes[: len(i)]], counts[:, codes[len(i):]]
     return np.where(i == j, ends_i, ends_i * ends_j)
+
+
+def item_bootstrap_spearman(
+    scores: Any,
+    ratings: Any,
+    i: Any,
+    j: Any,
+    *,
+    baseline: Any = None,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    unit: str = "items",
+) -> Interval:
+    r"""Spearman correlation of pair ``scores`` with ``ratings``, with a percentile interval
+    from the item bootstrap (:func:`item_bootstrap_weights`, :func:`weighted_spearman`).
+
+    With ``baseline`` (scores of the same pairs by another method), the estimate and interval
+    are those of the paired difference :math:`\rho(\text{scores}) - \rho(\text{baseline})`,
+    both computed on the same resamples, so that what the two share cancels.
+
+    Parameters
+    ----------
+    scores, baseline
+        Finite scores of the ``n`` pairs (e.g. cosines), 1-D.
+    ratings
+        The ``n`` human ratings.
+    i, j
+        Integer labels of the two items of each pair.
+    n_boot, seed
+        As in :func:`item_bootstrap_weights`.
+    level
+        Confidence level in (0, 1).
+    unit
+        What an item is, for the evidence line ("words", "documents").
+
+    Returns
+    -------
+    dlnotes.evidence.Interval
+        Estimate, interval, and ``n`` = the number of distinct items.
+
+    Raises
+    ------
+    ValueError
+        For inputs of different lengths or out-of-range settings.
+    """
+    x = as_float_array("scores", scores, 1)
+    rows = x[None] if baseline is None else np.stack([x, as_float_array("baseline", baseline, 1)])
+    weights = item_bootstrap_weights(i, j, n_boot, seed=seed)
+    reps = weighted_spearman(rows, ratings, weights)
+    rho = weighted_spearman(rows, ratings, np.ones(len(x)))
+    estimate, replicates = (rho[0], reps[0]) if baseline is None else (
+        rho[0] - rho[1], reps[0] - reps[1])
+    items = len(np.unique(np.concatenate([np.asarray(i), np.asarray(j)])))
+    return percentile_interval(float(estimate), replicates[np.isfinite(replicates)], n=items,
+                               unit=unit, level=level)
