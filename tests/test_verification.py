@@ -15,8 +15,8 @@ NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb"))
 NOT_YET_CONVERTED = {
     "01_loss_functions", "02_regularisation_priors", "03_noise_injection",
     "04_dropout_augmentation", "05_label_smoothing", "06_normalization", "07_attention",
-    "08_receptive_fields_rnn", "09_graph_networks", "10_tokens_word_vectors",
-    "11_anisotropy_whitening", "13_sampling_gradients", "14_em_algorithm",
+    "08_receptive_fields_rnn", "09_graph_networks",
+    "13_sampling_gradients", "14_em_algorithm",
 }
 
 
