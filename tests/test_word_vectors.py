@@ -38,6 +38,7 @@ from dlnotes.word_vectors import (
     similarity_spearman,
     simple_tokens,
     skipgram_pairs,
+    spearman_interval,
     static_word_vectors,
     train_sgns,
     train_word2vec,
@@ -327,6 +328,23 @@ def test_similarity_spearman_on_a_dict_of_vectors_is_spearman_of_cosines():
     assert covered == 3 and rho == pytest.approx(spearmanr([2**-0.5, 0, -0.98], [3, 2, 1])[0])
 
 
+def test_spearman_interval_covers_the_population_correlation_95_percent_of_the_time():
+    """Monte Carlo: 2,000 samples of 60 pairs from a bivariate normal with Pearson 0.5, whose
+    Spearman correlation is (6/pi) arcsin(0.25)."""
+    rng = np.random.default_rng(0)
+    truth = 6 / np.pi * np.arcsin(0.25)
+    x = rng.normal(size=(2000, 60))
+    y = 0.5 * x + np.sqrt(0.75) * rng.normal(size=(2000, 60))
+    covered = []
+    for a, b in zip(x, y, strict=True):
+        interval = spearman_interval(spearmanr(a, b).statistic, 60)
+        covered.append(interval.low < truth < interval.high)
+    assert np.mean(covered) == pytest.approx(0.95, abs=0.015)
+    wide = spearman_interval(0.3, 20, level=0.99)
+    narrow = spearman_interval(0.3, 20, level=0.8)
+    assert wide.low < narrow.low < 0.3 < narrow.high < wide.high and wide.unit == "word pairs"
+
+
 def test_analogy_accuracy_matches_gensims_evaluate_word_analogies(lee_word2vec):
     _, questions = data.analogy_questions()
     accuracy, covered = analogy_accuracy(lee_word2vec.index_to_key, lee_word2vec.vectors,
@@ -420,6 +438,8 @@ BAD_INPUT = [
     (lambda: deepwalk_matrix(np.triu(np.ones((3, 3))), window=2, negatives=1), "symmetric"),
     (lambda: deepwalk_matrix(np.ones((2, 2)), window=0, negatives=1), "window"),
     (lambda: deepwalk([[0, 1]], 3, window=1), "every node must occur"),
+    (lambda: spearman_interval(1.0, 10), "rho"),
+    (lambda: spearman_interval(0.5, 3), "n"),
     (lambda: train_word2vec([["a", "b"]], sg=True, epochs=0), "epochs"),
     (lambda: train_word2vec([], sg=True), "sentences"),
     (lambda: simple_tokens("one text"), "texts"),

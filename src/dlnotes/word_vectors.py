@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -23,11 +24,12 @@ from gensim.models import KeyedVectors, Word2Vec
 from gensim.models.callbacks import CallbackAny2Vec
 from gensim.utils import simple_preprocess
 from safetensors import safe_open
-from scipy.stats import spearmanr
+from scipy.stats import norm, spearmanr
 from tokenizers import Tokenizer
 from torch import nn
 
 from dlnotes.embeddings import model_dir
+from dlnotes.evidence import Interval
 from dlnotes.training import fit_replicas
 from dlnotes.validation import (
     as_float_array,
@@ -67,6 +69,7 @@ __all__ = [
     "cosine_matrix",
     "nearest_words",
     "similarity_spearman",
+    "spearman_interval",
     "analogy_accuracy",
     "minilm_token_embeddings",
     "static_word_vectors",
@@ -828,6 +831,44 @@ def similarity_spearman(
     b = np.array([vectors[pairs[i][1].lower()] for i in keep])
     cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
     return float(spearmanr(cos, ratings[keep]).statistic), len(keep)
+
+
+def spearman_interval(rho: float, n: int, *, level: float = 0.95,
+                      unit: str = "word pairs") -> Interval:
+    r"""Confidence interval of a Spearman correlation from its Fisher transform.
+
+    :math:`z = \operatorname{artanh}(r_s)` is nearly normal with variance
+    :math:`(1 + r_s^2/2)/(n - 3)` (Bonett and Wright, 2000); the interval is
+    :math:`\tanh(z \pm z_{1-\alpha/2}\,\sigma)`. It depends on the data only through
+    :math:`r_s` and :math:`n`, so rounding-size changes of the scores that leave their ranks
+    alone leave it alone too (a percentile bootstrap can move with them).
+
+    Parameters
+    ----------
+    rho
+        The sample Spearman correlation, in (-1, 1).
+    n
+        Number of pairs ranked, an integer >= 4.
+    level
+        Confidence level in (0, 1).
+    unit
+        What a pair is, for the evidence line.
+
+    Returns
+    -------
+    dlnotes.evidence.Interval
+
+    Raises
+    ------
+    ValueError
+        For ``rho`` outside (-1, 1) or out-of-range settings.
+    """
+    check_in_range("rho", rho, -1.0, 1.0, low_inclusive=False)
+    check_int_at_least("n", n, 4)
+    check_in_range("level", level, 0.0, 1.0, low_inclusive=False)
+    z, half = math.atanh(rho), float(norm.ppf(0.5 + level / 2)) * math.sqrt(
+        (1 + rho**2 / 2) / (n - 3))
+    return Interval(float(rho), math.tanh(z - half), math.tanh(z + half), int(n), unit, level)
 
 
 def analogy_accuracy(
