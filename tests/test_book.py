@@ -4,8 +4,10 @@ Serves ``_build/html`` on 127.0.0.1, opens every chapter and appendix page in he
 Chromium (Debian's package, driven by Playwright through ``executable_path``) with every
 request outside the local server blocked, and checks math, images, page errors, the download
 button (and that no link points at a placeholder repository), and that searching each
-chapter's title finds it. Also checks the published ``claims.json`` and, over the same local
-server, the book's internal links with LinkChecker.
+chapter's title finds it; that the notes' Chinese quotes are drawn in a CJK face; and that the
+claims ledger filters and sorts (``_static/ledger.js``) and still reads without JavaScript.
+Also checks the published ``claims.json`` and, over the same local server, the book's internal
+links with LinkChecker.
 
 Needs the built book (``make browser`` builds it first). Without Chromium or without a build
 the tests skip with a message, except in CI (``DLNOTES_REQUIRE_BROWSER=1``), where they fail.
@@ -17,6 +19,7 @@ import functools
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -184,6 +187,139 @@ def test_claims_json_is_published_and_every_anchor_exists(server):
     for r in records:
         page, anchor = r["anchor"].split("#")
         assert f'id="{anchor}"' in (HTML / page).read_text(encoding="utf-8"), r["anchor"]
+
+
+# The CJK faces of the font stacks in _static/dlnotes.css.
+CJK_FACES = ("Noto Sans CJK SC", "Source Han Sans SC", "PingFang SC", "Hiragino Sans GB",
+             "Microsoft YaHei", "WenQuanYi Micro Hei")
+HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
+
+
+def _cjk_font_installed() -> bool:
+    fc_list = shutil.which("fc-list")
+    found = fc_list and subprocess.run([fc_list, ":lang=zh", "family"], capture_output=True,
+                                       text=True, check=False).stdout
+    return bool(found and found.strip())
+
+
+def test_chinese_quotes_render_in_a_cjk_face(offline_page, server):
+    if not _cjk_font_installed():
+        _skip_or_fail("no CJK font: install one (`sudo apt-get install fonts-noto-cjk`) to check "
+                      "that the notes' Chinese renders as text, not as empty boxes")
+    page, wrong = offline_page, []
+    client = page.context.new_cdp_session(page)
+    for stem in gp.toc_chapters():
+        page.goto(f"{server}/chapters/{stem}.html", wait_until="load")
+        page.evaluate("document.fonts.ready")
+        # The first paragraph of a quote in Chinese, marked so that CDP can find it.
+        stack = page.evaluate("""() => {
+            const p = [...document.querySelectorAll('blockquote p')]
+                .find((e) => /[\u4e00-\u9fff]/.test(e.textContent));
+            if (!p) return null;
+            p.setAttribute('data-cjk-probe', '');
+            return [p.textContent, getComputedStyle(p).fontFamily];
+        }""")
+        assert stack, f"{stem}: no quote in Chinese"
+        quote, family = stack
+        assert all(face in family for face in CJK_FACES), f"{stem}: font stack {family}"
+        client.send("DOM.enable")
+        client.send("CSS.enable")
+        root = client.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
+        node = client.send("DOM.querySelector", {"nodeId": root,
+                                                 "selector": "[data-cjk-probe]"})["nodeId"]
+        fonts = client.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+        drawn = sum(f["glyphCount"] for f in fonts if f["familyName"] in CJK_FACES)
+        if drawn < len(HAN.findall(quote)):
+            wrong.append((stem, [(f["familyName"], f["glyphCount"]) for f in fonts]))
+    assert not wrong, f"Chinese drawn in other faces than the CJK stack's: {wrong}"
+
+
+def _ledger_rows(page) -> list[dict]:
+    """The ledger table's rows as the reader sees them, in order."""
+    return page.evaluate("""() => [...document.querySelectorAll('table.dl-ledger tbody tr')]
+        .filter((tr) => !tr.hidden && tr.offsetParent !== null)
+        .map((tr) => ({anchor: tr.querySelector('a[href*="#claim-"]').hash.slice(1),
+                       verdict: tr.dataset.verdict, cells: tr.innerText}))""")
+
+
+def _open_ledger(page, server, query: str = "") -> None:
+    page.goto(f"{server}/appendix/claims.html{query}", wait_until="load")
+    page.locator("form.dl-ledger-controls").wait_for(timeout=20_000)
+
+
+def _anchor(record: dict) -> str:
+    return record["anchor"].split("#")[1]
+
+
+def test_claims_ledger_filters_by_verdict_chapter_and_note(offline_page, server):
+    page, records = offline_page, gp.claims_data(gp.all_claims())
+    _open_ledger(page, server)
+    assert [r["anchor"] for r in _ledger_rows(page)] == [_anchor(r) for r in records]
+    verdict = next(v for v in gp.VERDICT_CLASS if v != "holds"
+                   and any(r["verdict"] == v for r in records))
+    page.select_option("select[name=verdict]", verdict)
+    shown = _ledger_rows(page)
+    assert [r["anchor"] for r in shown] == [_anchor(r) for r in records if r["verdict"] == verdict]
+    assert all(verdict in r["cells"] for r in shown)
+    assert f"Showing {len(shown)} of {len(records)} claims" in page.inner_text(".dl-ledger-status")
+    assert f"verdict={quote(verdict).replace('%20', '+')}" in page.url.replace("%20", "+")
+
+    page.click("form.dl-ledger-controls button")  # show all
+    chapter = records[-1]["chapter"]
+    note = next(n for r in records if r["chapter"] == chapter
+                for n in re.findall(r"\d{3}", r["note"]))
+    page.select_option("select[name=chapter]", str(chapter))
+    page.select_option("select[name=note]", note)
+    expected = [_anchor(r) for r in records if r["chapter"] == chapter and note in r["note"]]
+    assert [r["anchor"] for r in _ledger_rows(page)] == expected
+
+    # The filtered view is a link: opened again, it shows the same rows.
+    _open_ledger(page, server, f"?chapter={chapter}&note={note}")
+    assert [r["anchor"] for r in _ledger_rows(page)] == expected
+    page.select_option("select[name=note]", "paper")
+    papers = [_anchor(r) for r in records if r["chapter"] == chapter and "`" not in r["note"]]
+    assert [r["anchor"] for r in _ledger_rows(page)] == papers
+
+
+def test_claims_ledger_sorts_by_effect_with_derivations_last(offline_page, server):
+    # The ledger's data with effect sizes as the evidence lines print them (numbers, signed
+    # strings, null for derivations) and the fourth verdict: the script must sort by value.
+    records = gp.claims_data(gp.all_claims())
+    effects = [None, 0.5, "+0.0123", "\u22120.25", 3, None, -1.5, "0.5"]
+    for i, r in enumerate(records):
+        r["effect"] = effects[i % len(effects)]
+    records[1]["verdict"] = "inconclusive at this scale"
+
+    def value(r):
+        e = r["effect"]
+        return None if e is None else float(str(e).replace("\u2212", "-"))
+
+    page = offline_page
+    page.route("**/claims.json", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps(records)))
+    _open_ledger(page, server, "?sort=effect-desc")
+    with_effect = [r for r in records if value(r) is not None]
+    without = [_anchor(r) for r in records if value(r) is None]
+    by_value = sorted(with_effect, key=lambda r: -value(r))  # stable: ties in reading order
+    assert [r["anchor"] for r in _ledger_rows(page)] == [_anchor(r) for r in by_value] + without
+    page.select_option("select[name=sort]", "effect-asc")
+    by_value = sorted(with_effect, key=value)
+    assert [r["anchor"] for r in _ledger_rows(page)] == [_anchor(r) for r in by_value] + without
+    page.select_option("select[name=verdict]", "inconclusive at this scale")
+    assert [r["anchor"] for r in _ledger_rows(page)] == [_anchor(records[1])]
+
+
+def test_claims_ledger_reads_without_javascript(browser, server):
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    try:
+        page.goto(f"{server}/appendix/claims.html", wait_until="load")
+        rows = page.locator("#claims-ledger table tbody tr")
+        assert rows.count() == len(gp.all_claims())
+        assert all(rows.nth(i).is_visible() for i in (0, rows.count() - 1))
+        assert page.locator("form.dl-ledger-controls").count() == 0
+    finally:
+        context.close()
 
 
 def test_internal_links_resolve(server, tmp_path):

@@ -40,11 +40,11 @@ def test_committed_intro_lists_the_parts_of_the_toc():
 def test_a_new_chapter_in_the_toc_appears_in_the_intro(tmp_path):
     toc = (ROOT / "_toc.yml").read_text(encoding="utf-8")
     (tmp_path / "_toc.yml").write_text(toc.replace(
-        "      - file: chapters/11_anisotropy_whitening\n",
-        "      - file: chapters/11_anisotropy_whitening\n      - file: chapters/12_new\n"),
+        "      - file: chapters/14_em_algorithm\n",
+        "      - file: chapters/14_em_algorithm\n      - file: chapters/15_new\n"),
         encoding="utf-8")
     parts = gp.render_parts(tmp_path)
-    assert "11 {doc}`chapters/11_anisotropy_whitening`; 12 {doc}`chapters/12_new`." in parts
+    assert "14 {doc}`chapters/14_em_algorithm`; 15 {doc}`chapters/15_new`." in parts
     assert f"The {len(gp.toc_chapters()) + 1} chapters" in parts
 
 

@@ -12,13 +12,18 @@ from hypothesis import strategies as st
 from sklearn.linear_model import QuantileRegressor
 
 from dlnotes.losses import (
+    average_parameters,
     binary_cross_entropy_with_logits,
     fit_linear,
     gaussian_nll,
     laplace_nll,
+    permutation_barrier,
     saturated_sigmoid_training,
     scaled_cosine_error,
+    slowdown_at_best_step,
+    steps_to_stay_above,
 )
+from dlnotes.training import fit
 
 floats = st.floats(-50, 50, allow_nan=False, width=64)
 
@@ -120,31 +125,121 @@ def test_larger_gamma_shrinks_gradient_of_nearly_aligned_pairs_relative_to_bad_o
 
 def test_fit_linear_with_gaussian_nll_is_least_squares():
     X = torch.randn(80, 2, dtype=torch.float64)
-    y = X @ torch.tensor([1.5, -2.0], dtype=torch.float64) + 0.3 + 0.1 * torch.randn(80,
-                                                                                      dtype=torch.float64)
+    y = X @ torch.tensor([1.5, -2.0], dtype=torch.float64) + 0.3 + 0.1 * torch.randn(
+        80, dtype=torch.float64)
     w, b = fit_linear(X, y, gaussian_nll)
     A = torch.cat([X, torch.ones(80, 1, dtype=torch.float64)], 1)
     ref = torch.linalg.lstsq(A, y).solution
-    assert torch.allclose(torch.cat([w, b[None]]), ref, atol=1e-4)
+    assert torch.allclose(torch.cat([w, b[None]]), ref, atol=1e-7)
 
 
 def test_fit_linear_with_laplace_nll_is_least_absolute_deviations():
     gen = np.random.default_rng(1)
     X = gen.normal(size=(60, 1))
     y = 2 * X[:, 0] + gen.standard_cauchy(60)
-    w, b = fit_linear(torch.as_tensor(X), torch.as_tensor(y), laplace_nll, steps=4000)
+    w, b = fit_linear(torch.as_tensor(X), torch.as_tensor(y), laplace_nll)
     ref = QuantileRegressor(quantile=0.5, alpha=0.0, solver="highs").fit(X, y)
     mine = np.abs(y - X[:, 0] * float(w[0]) - float(b)).mean()
     best = np.abs(y - ref.predict(X)).mean()
-    assert mine == pytest.approx(best, rel=1e-4)
+    assert mine == pytest.approx(best, rel=1e-9)
+    assert float(w[0]) == pytest.approx(ref.coef_[0], abs=1e-6)
 
 
-def test_squared_error_learns_slower_than_cross_entropy_through_a_saturated_sigmoid():
-    X = torch.randn(200, 3, dtype=torch.float64)
+def test_fit_linear_without_features_gives_the_mean_and_a_median():
+    y = torch.tensor([1.0, 2.0, 4.0, 10.0, 50.0], dtype=torch.float64)
+    none = torch.zeros(5, 0, dtype=torch.float64)
+    assert float(fit_linear(none, y, gaussian_nll)[1]) == pytest.approx(13.4, abs=1e-6)
+    assert float(fit_linear(none, y, laplace_nll)[1]) == pytest.approx(4.0, abs=1e-6)
+
+
+def _reference_sigmoid_gd(X, y, loss, lr, steps, bias):
+    """Plain gradient descent with the closed-form gradients, in NumPy."""
+    X, y = X.numpy(), y.numpy().astype(float)
+    w, b, acc = np.zeros(X.shape[1]), bias, []
+    for _ in range(steps):
+        s = 1 / (1 + np.exp(-(X @ w + b)))
+        factor = {"ce": s - y, "mse": 2 * (s - y) * s * (1 - s),
+                  "mae": np.sign(s - y) * s * (1 - s)}[loss] / len(y)
+        w, b = w - lr * X.T @ factor, b - lr * factor.sum()
+        acc.append(np.mean(((X @ w + b) > 0) == y))
+    return np.array(acc)
+
+
+def test_saturated_sigmoid_training_equals_closed_form_gradient_descent():
+    gen = torch.Generator().manual_seed(3)
+    X = torch.randn(2, 50, 3, dtype=torch.float64, generator=gen)
+    y = (X[..., 0] + 0.5 * torch.randn(2, 50, generator=gen, dtype=torch.float64) > 0).long()
+    curves = saturated_sigmoid_training(X, y, ("ce", "mse", "mae"), (0.5, 40.0), steps=30,
+                                        bias_init=-4.0)
+    assert curves.shape == (30, 2, 3, 2)
+    for s in range(2):
+        for k, loss in enumerate(("ce", "mse", "mae")):
+            for r, lr in enumerate((0.5, 40.0)):
+                ref = _reference_sigmoid_gd(X[s], y[s], loss, lr, 30, -4.0)
+                assert np.array_equal(curves[:, s, k, r], ref)
+
+
+def test_saturated_sigmoid_training_with_adam_equals_separate_fit_runs():
+    X = torch.randn(40, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    y = (X[:, 1] > 0).long()
+    curves = saturated_sigmoid_training(X, y, ("mse",), (0.3,), optimizer="adam", steps=12)
+    unit = torch.nn.Linear(2, 1, dtype=torch.float64)
+    with torch.no_grad():
+        unit.weight.zero_()
+        unit.bias.fill_(-8.0)
+    target = y.double()
+
+    def mse(model, X, y):
+        return ((torch.sigmoid(model(X).squeeze(-1)) - y) ** 2).mean()
+
+    def acc(m, _):
+        return {"acc": float(((m(X).squeeze(-1) > 0).double() == target).double().mean())}
+
+    history = fit(unit, mse, (X, target), steps=12, optimizer="adam", lr=0.3, callback=acc,
+                  record_every=1)
+    assert np.array_equal(curves[:, 0, 0, 0], history["acc"])
+
+
+def test_squared_error_learns_slower_than_cross_entropy_at_a_common_step_size():
+    X = torch.randn(200, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     y = (X[:, 0] > 0).long()
-    ce = saturated_sigmoid_training(X, y, "ce", epochs=80)
-    mse = saturated_sigmoid_training(X, y, "mse", epochs=80)
-    assert ce[-1] > 0.9 and mse[-1] < 0.7
+    curves = saturated_sigmoid_training(X, y, ("ce", "mse"), (0.5,), steps=80)
+    assert curves[-1, 0, 0, 0] > 0.9 and curves[-1, 0, 1, 0] < 0.7
+
+
+def test_steps_to_stay_above_matches_a_brute_force_search():
+    gen = np.random.default_rng(0)
+    acc = gen.random((15, 4, 3))
+    got = steps_to_stay_above(acc, 0.3)
+    for idx in np.ndindex(4, 3):
+        curve = acc[(slice(None), *idx)]
+        expected = next((t for t in range(1, 16) if (curve[t - 1:] >= 0.3).all()), 16)
+        assert got[idx] == expected
+
+
+def test_slowdown_at_best_step_picks_each_losss_best_and_compares_with_the_first():
+    steps = np.array([[[4, 2, 8], [16, 8, 64]], [[4, 2, 2], [32, 16, 64]]], dtype=float)
+    best, slowdown = slowdown_at_best_step(steps)
+    assert best.tolist() == [1, 1]  # mean log2: loss 0 [2, 1, 2], loss 1 [4.5, 3.5, 6]
+    assert np.allclose(slowdown, [[0, 2], [0, 3]])
+
+
+def test_permutation_barrier_is_zero_for_the_identity_and_positive_for_a_trained_relu_net():
+    gen = torch.Generator().manual_seed(0)
+    X = torch.randn(64, 4, dtype=torch.float64, generator=gen)
+    y = (X[:, 0] * X[:, 1] > 0).long()
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    net = net.double()
+    fit(net, lambda m, a, b: F.cross_entropy(m(a), b), (X, y), steps=300, lr=0.5)
+    assert permutation_barrier(net, torch.arange(8), X, y) == pytest.approx(0.0, abs=1e-12)
+    assert permutation_barrier(net, torch.arange(8).flip(0), X, y) > 0.01
+
+
+def test_average_parameters_is_the_midpoint():
+    a, b = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    mid = average_parameters(a, b)
+    assert torch.allclose(mid.weight, (a.weight + b.weight) / 2)
+    assert torch.allclose(mid.bias, (a.bias + b.bias) / 2)
 
 
 @pytest.mark.parametrize(
@@ -162,11 +257,18 @@ def test_squared_error_learns_slower_than_cross_entropy_through_a_saturated_sigm
         (lambda: scaled_cosine_error(torch.ones(2, 3), torch.ones(2, 3), gamma=0.0), "gamma"),
         (lambda: scaled_cosine_error(torch.zeros(2, 3), torch.ones(2, 3)), "zero"),
         (lambda: scaled_cosine_error(torch.ones(3), torch.ones(3)), "shape"),
-        (lambda: saturated_sigmoid_training(torch.zeros(2, 1), torch.tensor([0, 2]), "ce"),
+        (lambda: saturated_sigmoid_training(torch.zeros(2, 1), torch.tensor([0, 2])),
          "labels"),
-        (lambda: saturated_sigmoid_training(torch.zeros(2, 1), torch.tensor([0, 1]), "hinge"),
-         "loss"),
+        (lambda: saturated_sigmoid_training(torch.zeros(2, 1), torch.tensor([0, 1]),
+                                            ("hinge",)), "losses"),
+        (lambda: saturated_sigmoid_training(torch.zeros(2, 1), torch.tensor([0, 1, 1])), "y"),
+        (lambda: saturated_sigmoid_training(torch.zeros(2, 1), torch.tensor([0, 1]),
+                                            optimizer="lbfgs"), "optimizer"),
         (lambda: fit_linear(torch.zeros(3), torch.zeros(3), gaussian_nll), "X"),
+        (lambda: fit_linear(torch.zeros(3, 6), torch.zeros(3), gaussian_nll), "columns"),
+        (lambda: steps_to_stay_above(np.zeros((3, 2)), 1.5), "level"),
+        (lambda: slowdown_at_best_step(np.zeros((2, 2, 2))), "steps"),
+        (lambda: average_parameters(torch.nn.Linear(2, 1), torch.nn.Linear(3, 1)), "parameter"),
     ],
     ids=case_id,
 )

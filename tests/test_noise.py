@@ -22,11 +22,11 @@ from dlnotes.noise import (
     output_jacobian,
     perturbed_parameters,
     sharpness,
-    train_noise_regularised,
+    weight_noise_excess_cross_entropy,
     weight_noise_excess_loss,
     weight_noise_expansion,
 )
-from dlnotes.training import mlp, train_classifier
+from dlnotes.training import mlp
 
 
 def tanh_net(sizes=(3, 5, 2), seed=0, bias=True):
@@ -243,36 +243,48 @@ def test_weight_noise_excess_approaches_the_second_order_expansion_for_small_eta
     assert abs(m - expected) < 5 * se + 0.01 * abs(expected)
 
 
-def test_plain_training_equals_train_classifier_and_regularised_training_differs():
-    gen = torch.Generator().manual_seed(0)
-    X = torch.randn(120, 5, generator=gen)
-    y = (X[:, 0] + X[:, 1] > 0).long()
-    torch.manual_seed(0)
-    a = mlp([5, 8, 2])
-    torch.manual_seed(0)
-    b = mlp([5, 8, 2])
-    torch.manual_seed(0)
-    c = mlp([5, 8, 2])
-    train_noise_regularised(a, X, y, epochs=3, lr=0.1, batch_size=32, seed=4)
-    train_classifier(b, X, y, epochs=3, lr=0.1, batch_size=32, seed=4)
-    train_noise_regularised(c, X, y, epochs=3, lr=0.1, batch_size=32, seed=4,
-                            weight_noise_std=0.1)
-    for pa, pb, pc in zip(a.parameters(), b.parameters(), c.parameters(), strict=True):
-        assert torch.allclose(pa, pb, atol=1e-6)
-        assert not torch.allclose(pa, pc, atol=1e-4)
+@pytest.mark.parametrize("activation", [nn.Tanh, nn.Sigmoid, nn.Softplus])
+def test_one_hidden_layer_hessian_trace_closed_form_equals_autograd(activation):
+    net = mlp([4, 6, 3], activation, seed=1).double()
+    X = torch.randn(7, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    for k in range(3):
+        closed = output_hessian_trace(net, X, k)
+        auto = output_hessian_trace(net, X, k, closed_form=False)
+        assert torch.allclose(closed, auto, rtol=1e-10, atol=1e-12)
 
 
-def test_training_with_the_penalty_lowers_the_penalty():
-    gen = torch.Generator().manual_seed(1)
-    X = torch.randn(200, 4, generator=gen)
-    y = (X[:, 0] * X[:, 1] > 0).long()
-    values = []
-    for eta in (0.0, 0.05):
-        torch.manual_seed(0)
-        net = mlp([4, 16, 2], nn.Tanh)
-        train_noise_regularised(net, X, y, epochs=30, lr=0.2, batch_size=50, penalty_eta=eta)
-        values.append(gauss_newton_penalty(net, X, 1.0).item())
-    assert values[1] < 0.8 * values[0]
+def test_relu_logits_have_zero_hessian_trace_in_the_parameters():
+    net = mlp([5, 8, 4], seed=2).double()  # ReLU
+    X = torch.randn(6, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    for k in range(4):
+        assert torch.equal(output_hessian_trace(net, X, k, closed_form=False),
+                           torch.zeros(6, dtype=torch.float64))
+
+
+def test_weight_noise_excess_cross_entropy_of_a_linear_model_is_the_gauss_newton_term():
+    gen = torch.Generator().manual_seed(5)
+    X = torch.randn(40, 3, dtype=torch.float64, generator=gen)
+    y = torch.randint(0, 4, (40,), generator=gen)
+    net = nn.Sequential(nn.Linear(3, 4)).double()
+    eta = 1e-5
+    (m,), (se,) = weight_noise_excess_cross_entropy(net, X, y, [eta], samples=400)
+    expected = gauss_newton_penalty(net, X, eta).item()
+    assert abs(m - expected) < 4 * se + 0.02 * expected
+
+
+def test_with_frozen_gates_a_relu_network_has_only_the_gauss_newton_term_to_first_order():
+    gen = torch.Generator().manual_seed(6)
+    X = torch.randn(60, 5, dtype=torch.float64, generator=gen)
+    y = torch.randint(0, 3, (60,), generator=gen)
+    net = mlp([5, 12, 3], seed=3).double()
+    eta = 1e-6
+    (frozen,), (se,) = weight_noise_excess_cross_entropy(net, X, y, [eta], samples=400,
+                                                         freeze_gates=True)
+    expected = gauss_newton_penalty(net, X, eta).item()
+    assert abs(frozen - expected) < 4 * se + 0.02 * expected
+    # Real gates: kink crossings add a positive amount of the same order in eta.
+    (free,), _ = weight_noise_excess_cross_entropy(net, X, y, [eta], samples=400)
+    assert free != frozen
 
 
 def test_sharpness_at_a_least_squares_minimum_is_exactly_quadratic_in_the_radius():
@@ -316,7 +328,14 @@ def test_sharpness_at_a_least_squares_minimum_is_exactly_quadratic_in_the_radius
          "y"),
         (lambda: perturbed_parameters(nn.Linear(2, 1), -1.0), "std"),
         (lambda: output_jacobian(nn.Linear(2, 1), torch.zeros(3)), "X"),
-        (lambda: output_hessian_trace(nn.Linear(2, 2), torch.zeros(3, 2)), "single output"),
+        (lambda: output_hessian_trace(nn.Linear(2, 2), torch.zeros(3, 2)), "give output"),
+        (lambda: output_hessian_trace(nn.Linear(2, 2), torch.zeros(3, 2), 2), "output"),
+        (lambda: weight_noise_excess_cross_entropy(
+            nn.Sequential(nn.Linear(2, 2), nn.Tanh()), torch.zeros(3, 2), torch.zeros(3).long(),
+            [0.1], 2), "model layers"),
+        (lambda: weight_noise_excess_cross_entropy(
+            nn.Sequential(nn.Linear(2, 2)), torch.zeros(3, 2), torch.zeros(3).long(), [-0.1], 2),
+         "eta"),
         (lambda: jacobian_gram(nn.Linear(2, 2), torch.zeros(3, 2)), "Sequential"),
         (lambda: jacobian_gram(nn.Sequential(nn.Linear(2, 2), nn.LayerNorm(2)),
                                torch.zeros(3, 2)), "LayerNorm"),
@@ -335,15 +354,6 @@ def test_sharpness_at_a_least_squares_minimum_is_exactly_quadratic_in_the_radius
                                           [0.1], 10), "same number of rows"),
         (lambda: weight_noise_excess_loss(nn.Linear(2, 2), torch.zeros(3, 2), torch.zeros(3),
                                           [0.1], 10), "single output"),
-        (lambda: train_noise_regularised(mlp([2, 2]), torch.zeros(3, 2), torch.zeros(3).long(),
-                                         epochs=1, lr=0.1, weight_noise_std=-0.1),
-         "weight_noise_std"),
-        (lambda: train_noise_regularised(mlp([2, 2]), torch.zeros(3, 2), torch.zeros(3).long(),
-                                         epochs=1, lr=0.1, penalty_eta=-1.0), "penalty_eta"),
-        (lambda: train_noise_regularised(mlp([2, 2]), torch.zeros(3, 2), torch.zeros(3).long(),
-                                         epochs=0, lr=0.1), "epochs"),
-        (lambda: train_noise_regularised(mlp([2, 2]), torch.zeros(3, 2), torch.zeros(4).long(),
-                                         epochs=1, lr=0.1), "same number of rows"),
         (lambda: sharpness(nn.Linear(2, 2), torch.zeros(3, 2), torch.zeros(3).long(), 0.0, 5),
          "radius"),
         (lambda: sharpness(nn.Linear(2, 2), torch.zeros(3, 2), torch.zeros(3).long(), 1.0, 0),
@@ -374,6 +384,18 @@ def test_cross_validated_noise_level_matches_a_brute_force_k_fold_ridge_search()
         expected.append(np.mean(errors))
     assert np.allclose(cv, expected, rtol=1e-8)
     assert best == sigmas[int(np.argmin(expected))]
+
+
+def test_cross_validated_noise_level_with_more_features_than_rows_uses_the_ridge_solutions():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(20, 30))  # 16 rows per fit, 30 features: sigma = 0 is minimum-norm
+    y = rng.normal(size=20)
+    sigmas = [0.0, 0.1, 1.0]
+    _, cv = cross_validated_noise_level(X, y, sigmas, folds=5, seed=3)
+    assignment = np.random.default_rng(3).permutation(20) % 5
+    expected = [np.mean([((X[a == k] @ ridge_solution(X[a != k], y[a != k], s**2) - y[a == k]) ** 2)
+                         .mean() for k in range(5)]) for s in sigmas for a in [assignment]]
+    assert np.allclose(cv, expected, rtol=1e-7)
 
 
 @pytest.mark.parametrize(

@@ -19,11 +19,12 @@ from sklearn.svm import SVC
 from dlnotes.data import diabetes
 from dlnotes.priors import (
     KernelLogisticRegression,
-    fit_tanh_net,
     hinge_loss,
+    kernel_grid_log_losses,
     kernel_logistic_objective,
     kernel_logistic_regression,
     laplace_posterior_mean,
+    laplace_prior_interval_probability,
     lasso,
     lasso_duality_gap,
     logistic_loss,
@@ -31,8 +32,6 @@ from dlnotes.priors import (
     select_on_validation,
     soft_threshold,
     sparse_logistic_data,
-    tanh_net_objective,
-    tanh_net_scores,
 )
 
 
@@ -335,36 +334,48 @@ def test_select_on_validation_keeps_the_first_best_entry():
     assert p_custom == 1
 
 
-@pytest.mark.parametrize("hidden", [0, 3])
-def test_tanh_net_objective_and_gradient_match_torch_autograd(hidden):
-    gen = np.random.default_rng(7)
-    X = gen.standard_normal((15, 4))
-    y = gen.choice([-1.0, 1.0], 15)
-    size = 5 if hidden == 0 else hidden * 6 + 1
-    theta = gen.standard_normal(size)
-    value, grad = tanh_net_objective(theta, X, y, 0.1, hidden)
-    t = torch.tensor(theta, requires_grad=True)
-    Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
-    if hidden == 0:
-        f, penalty = Xt @ t[:4] + t[4], (t[:4] ** 2).sum()
-    else:
-        W1 = t[:12].reshape(3, 4)
-        f = torch.tanh(Xt @ W1.T + t[12:15]) @ t[15:18] + t[18]
-        penalty = (W1**2).sum() + (t[15:18] ** 2).sum()
-    ref = F.binary_cross_entropy_with_logits(f, (yt + 1) / 2) + 0.1 * penalty
-    ref.backward()
-    assert value == pytest.approx(float(ref.detach()), rel=1e-12)
-    assert np.allclose(grad, t.grad.numpy(), atol=1e-12)
-    assert np.allclose(tanh_net_scores(theta, X, hidden), f.detach().numpy())
+def test_kernel_grid_log_losses_equal_separately_fitted_models():
+    gen = np.random.default_rng(9)
+    X = gen.standard_normal((60, 2))
+    y = (X[:, 0] * X[:, 1] + 0.3 * gen.standard_normal(60) > 0).astype(int)
+    gammas, lams = (0.3, 2.0), (1e-1, 1e-3)
+    got = kernel_grid_log_losses(X[:40], y[:40], X[40:], y[40:], gammas, lams)
+    for i, lam in enumerate(lams):
+        for g, gamma in enumerate(gammas):
+            klr = KernelLogisticRegression(gamma=gamma, lam=lam).fit(X[:40], y[:40])
+            ref_klr = -np.mean(np.log(klr.predict_proba(X[40:])[np.arange(20), y[40:]]))
+            svc = SVC(gamma=gamma, C=1 / (2 * lam * 40)).fit(X[:40], y[:40])
+            a, b = platt_scaling(svc.decision_function(X[40:]), 2 * y[40:] - 1)
+            p1 = 1 / (1 + np.exp(-(a * svc.decision_function(X[40:]) + b)))
+            ref_svc = -np.mean(np.where(y[40:] == 1, np.log(p1), np.log(1 - p1)))
+            assert got["kernel LR"][i, g] == pytest.approx(ref_klr, rel=1e-6)
+            assert got["SVC + Platt"][i, g] == pytest.approx(ref_svc, rel=1e-6)
 
 
-def test_fit_tanh_net_without_hidden_units_is_scikit_learns_logistic_regression():
-    X, y = moons_like(8, n=100)
-    lam = 0.01
-    run = fit_tanh_net(X, y, 0, lam, seed=0, init_std=5.0, tol=1e-10)
-    ref = LogisticRegression(C=1 / (2 * lam * len(y)), tol=1e-12, max_iter=10_000).fit(X, y)
-    assert np.allclose(run["theta"], [*ref.coef_[0], ref.intercept_[0]], atol=1e-6)
-    assert run["grad_max"] <= 1e-10
+def test_kernel_logistic_regression_warm_start_gives_the_same_solution():
+    X, y = moons_like(7, n=40)
+    K = rbf_kernel(X, X, gamma=1.0)
+    cold = kernel_logistic_regression(K, y, 1e-3)
+    warm = kernel_logistic_regression(K, y, 1e-3, alpha_init=kernel_logistic_regression(K, y, 1e-1))
+    assert np.allclose(cold, warm, atol=1e-8)
+
+
+@pytest.mark.parametrize(("t", "s", "b"), [(math.sqrt(2), 1.0, 1 / math.sqrt(2)), (0.5, 2.0, 3.0)])
+def test_laplace_prior_interval_probability_matches_monte_carlo(t, s, b):
+    gen = np.random.default_rng(0)
+    z = gen.laplace(0.0, b, 400_000) + s * gen.standard_normal(400_000)
+    mc = np.mean(np.abs(z) <= t)
+    assert laplace_prior_interval_probability(t, s, b) == pytest.approx(mc, abs=4e-3)
+
+
+def test_laplace_prior_interval_probability_limits():
+    from scipy.special import ndtr
+    # A very narrow prior: z is the noise alone; no noise: |w| <= t under the Laplace prior.
+    assert laplace_prior_interval_probability(1.0, 1.0, 1e-6) == pytest.approx(
+        2 * ndtr(1.0) - 1, abs=1e-6)
+    assert laplace_prior_interval_probability(1.0, 1e-6, 2.0) == pytest.approx(
+        1 - math.exp(-0.5), abs=1e-6)
+    assert laplace_prior_interval_probability(0.0, 1.0, 1.0) == 0.0
 
 
 # ------------------------------------------------------------------------------ bad input
@@ -408,12 +419,14 @@ X4, y4 = np.zeros((4, 2)), np.array([1.0, -1.0, 1.0, -1.0])
         (lambda: sparse_logistic_data(10, 1, -1), "n_irrelevant"),
         (lambda: sparse_logistic_data(10, 1, 1, signal=0.0), "signal"),
         (lambda: select_on_validation(SVC, [], X4, y4, X4, y4), "grid"),
-        (lambda: tanh_net_objective(np.zeros(4), X4, y4, 0.1, 0), "theta"),
-        (lambda: tanh_net_objective(np.zeros(3), X4, y4, -0.1, 0), "lam"),
-        (lambda: tanh_net_objective(np.zeros(3), X4, np.zeros(4), 0.1, 0), "y"),
-        (lambda: tanh_net_scores(np.zeros(4), X4, 1), "theta"),
-        (lambda: fit_tanh_net(X4, y4, -1, 0.1, seed=0), "hidden"),
-        (lambda: fit_tanh_net(X4, y4, 1, 0.1, seed=0, init_std=0.0), "init_std"),
+        (lambda: kernel_logistic_regression(np.eye(4), y4, 0.1, alpha_init=np.zeros(3)),
+         "alpha_init"),
+        (lambda: laplace_prior_interval_probability(-1.0, 1.0, 1.0), "t"),
+        (lambda: laplace_prior_interval_probability(1.0, 0.0, 1.0), "noise_std"),
+        (lambda: kernel_grid_log_losses(X4, y4, X4, y4, (1.0,), (0.1,)), "y_train"),
+        (lambda: kernel_grid_log_losses(X4, y4 > 0, X4, y4 > 0, (1.0,), (0.0,)), "lams"),
+        (lambda: kernel_grid_log_losses(X4, y4 > 0, np.zeros((4, 3)), y4 > 0, (1.0,), (0.1,)),
+         "X_val"),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )

@@ -1,7 +1,6 @@
 """dlnotes.smoothing against torch's label smoothing, closed forms and Monte Carlo."""
 
 import math
-from functools import partial
 
 import numpy as np
 import pytest
@@ -10,14 +9,16 @@ import torch.nn.functional as F
 from helpers import case_id
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch import nn
 
 from dlnotes.smoothing import (
+    WeightNormTracker,
     calibration_bins,
     convert_eps,
     corrupt_labels,
     expected_calibration_error,
     fit_temperature,
+    forward_corrected_cross_entropy,
+    label_noise_objective,
     logit_gap,
     logit_gap_descent,
     optimal_logit_gap,
@@ -25,14 +26,11 @@ from dlnotes.smoothing import (
     smooth_targets,
     smoothed_cross_entropy,
     target_probabilities,
-    train_stacked_mlps,
 )
-from dlnotes.training import loss_objective, mlp, train_classifier
+from dlnotes.training import fit, fit_replicas, mlp
 
 eps_values = st.floats(0.0, 0.99, allow_nan=False)
 _GEN = torch.Generator().manual_seed(0)
-_X = torch.zeros(6, 4)
-_Q1 = torch.full((1, 6, 3), 1 / 3)
 class_counts = st.integers(2, 12)
 conventions = st.sampled_from(["uniform", "others"])
 
@@ -239,52 +237,67 @@ def test_corrupted_labels_stay_in_range_and_are_reproducible(n, k, rate, seed):
         assert bool((out != labels).all())
 
 
-def _trained_separately(model, X, y, eps, convention, decay, steps, lr):
-    objective = loss_objective(partial(smoothed_cross_entropy, eps=eps, convention=convention))
-    train_classifier(model, X, y, epochs=steps, lr=lr, batch_size=len(y), weight_decay=decay,
-                     objective=objective)
-    return model
+@given(st.integers(1, 6), st.integers(2, 10), st.floats(0.0, 0.85), st.integers(0, 2**31 - 1))
+@settings(max_examples=60, deadline=None)
+def test_forward_correction_is_the_nll_under_the_noise_transition_matrix(n, k, share, seed):
+    rate = share * (k - 1) / k  # inside [0, (k - 1)/k)
+    gen = torch.Generator().manual_seed(seed)
+    logits = 4 * torch.randn(n, k, dtype=torch.float64, generator=gen)
+    labels = torch.randint(0, k, (n,), generator=gen)
+    # T[i, j] = P(recorded j | true i): keep with 1 - r, each other class with r / (k - 1).
+    T = torch.full((k, k), rate / (k - 1), dtype=torch.float64)
+    T.fill_diagonal_(1 - rate)
+    noisy_probs = torch.softmax(logits, dim=1) @ T
+    reference = F.nll_loss(noisy_probs.log(), labels)
+    assert torch.allclose(forward_corrected_cross_entropy(logits, labels, rate), reference,
+                          rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("sizes", [[6, 8, 4], [6, 5, 7, 3]], ids=["one hidden", "two hidden"])
-def test_stacked_training_equals_full_batch_train_classifier_for_each_network(sizes):
-    gen = torch.Generator().manual_seed(7)
-    X = torch.randn(40, sizes[0], dtype=torch.float64, generator=gen)
-    y = torch.randint(0, sizes[-1], (40,), generator=gen)
-    settings_ = [(0.0, "uniform", 0.0), (0.1, "others", 0.05), (0.3, "uniform", 0.0)]
-    nets = [mlp(sizes, nn.Tanh, seed=s).double() for s in range(3)]
-    refs = [mlp(sizes, nn.Tanh, seed=s).double() for s in range(3)]
-    targets = torch.stack([smooth_targets(y, sizes[-1], e, c, dtype=torch.float64)
-                           for e, c, _ in settings_])
-    train_stacked_mlps(nets, X, targets, steps=25, lr=0.3,
-                       weight_decay=[d for _, _, d in settings_])
-    for net, ref, (eps, convention, decay) in zip(nets, refs, settings_, strict=True):
-        _trained_separately(ref, X, y, eps, convention, decay, 25, 0.3)
-        for a, b in zip(net.parameters(), ref.parameters(), strict=True):
-            assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
+def test_forward_correction_at_rate_zero_is_cross_entropy_and_bounds_a_wrong_label():
+    logits = torch.tensor([[1e4, -1e4, 0.0], [0.3, -0.2, 0.1]], dtype=torch.float64)
+    labels = torch.tensor([1, 2])
+    assert torch.allclose(forward_corrected_cross_entropy(logits, labels, 0.0),
+                          F.cross_entropy(logits, labels), rtol=1e-12)
+    # A confidently wrong prediction costs at most -log(r / (k - 1)) under the correction.
+    rate = 0.2
+    loss = forward_corrected_cross_entropy(logits[:1], labels[:1], rate)
+    assert torch.isfinite(loss) and float(loss) == pytest.approx(-math.log(rate / 2), rel=1e-12)
 
 
-def test_stacked_training_records_at_the_requested_steps_with_the_models_in_sync():
-    gen = torch.Generator().manual_seed(8)
-    X = torch.randn(30, 4, generator=gen)
-    y = torch.randint(0, 3, (30,), generator=gen)
-    nets = [mlp([4, 5, 3], seed=s) for s in (0, 1)]
-    targets = torch.stack([smooth_targets(y, 3, e) for e in (0.0, 0.2)])
-    seen = []
+@pytest.mark.parametrize(("eps", "rate"), [(0.0, 0.0), (0.3, 0.0), (0.0, 0.25), (0.3, 0.25)])
+def test_label_noise_objective_is_smoothing_or_forward_correction(eps, rate):
+    gen = torch.Generator().manual_seed(3)
+    net = mlp([5, 4, 6], seed=0).double()
+    X = torch.randn(20, 5, dtype=torch.float64, generator=gen)
+    y = torch.randint(0, 6, (20,), generator=gen)
+    expected = (forward_corrected_cross_entropy(net(X), y, rate) if rate > 0
+                else smoothed_cross_entropy(net(X), y, eps, "others"))
+    assert torch.allclose(label_noise_objective(net, X, y, eps=eps, rate=rate), expected,
+                          rtol=1e-12)
 
-    def on_record(logits_of):
-        stacked = logits_of(X)
-        with torch.no_grad():
-            separate = torch.stack([net(X) for net in nets])
-        assert torch.allclose(stacked, separate, atol=1e-6)
-        seen.append(stacked)
-        return {"mean logit": stacked.mean(dim=(1, 2))}
 
-    history = train_stacked_mlps(nets, X, targets, steps=12, lr=0.5, record_at=[12, 3, 7, 3],
-                                 on_record=on_record)
-    assert history["step"] == [3, 7, 12] and len(seen) == 3
-    assert [tuple(v.shape) for v in history["mean logit"]] == [(2,)] * 3
-    assert not torch.allclose(seen[0], seen[-1])  # it trained
+def test_replicas_with_per_replica_eps_and_rate_equal_separate_fit_runs():
+    gen = torch.Generator().manual_seed(4)
+    X = torch.randn(48, 6, dtype=torch.float64, generator=gen)
+    y = torch.randint(0, 4, (48,), generator=gen)
+    settings_ = [(0.0, 0.0), (0.2, 0.0), (0.0, 0.3)]
+    nets = [mlp([6, 5, 4], seed=s).double() for s in range(3)]
+    refs = [mlp([6, 5, 4], seed=s).double() for s in range(3)]
+    tracker = WeightNormTracker()
+    fit_replicas(nets, label_noise_objective, (X, y), generators=[
+        torch.Generator().manual_seed(s) for s in range(3)], steps=20, batch_size=16, lr=0.3,
+        momentum=0.9, after_backward=tracker,
+        replica_kwargs={"eps": torch.tensor([e for e, _ in settings_], dtype=torch.float64),
+                        "rate": torch.tensor([r for _, r in settings_], dtype=torch.float64)})
+    for s, (ref, (eps, rate)) in enumerate(zip(refs, settings_, strict=True)):
+        fit(ref, label_noise_objective, (X, y), steps=20, batch_size=16, lr=0.3, momentum=0.9,
+            generator=torch.Generator().manual_seed(s), loss_kwargs={"eps": eps, "rate": rate})
+        for a, b in zip(nets[s].parameters(), ref.parameters(), strict=True):
+            assert torch.allclose(a, b, rtol=1e-9, atol=1e-11)
+    # The tracker saw the stacked parameters: its norms are those of the trained weights.
+    expected = torch.stack([torch.cat([net[0].weight.flatten(), net[2].weight.flatten()]).norm()
+                            for net in nets])
+    assert torch.allclose(tracker.norms(), expected, rtol=1e-12)
 
 
 def test_logit_gap_is_true_logit_minus_mean_of_the_others():
@@ -380,29 +393,23 @@ def test_fit_temperature_recovers_the_scale_of_over_confident_logits():
         (lambda: corrupt_labels(torch.tensor([0, 3]), 0.1, 3, generator=_GEN), "labels"),
         (lambda: corrupt_labels(torch.tensor([0, 1]), 0.1, 1, generator=_GEN), "num_classes"),
         (lambda: corrupt_labels(torch.tensor([0, 1]), 0.1, 3, generator=0), "generator"),
-        (lambda: train_stacked_mlps([], _X, _Q1, steps=1, lr=0.1), "models"),
-        (lambda: train_stacked_mlps([mlp([4, 3, 3]), mlp([4, 5, 3])], _X, _Q1.expand(2, -1, -1),
-                                    steps=1, lr=0.1), "models\\[1\\]"),
-        (lambda: train_stacked_mlps([nn.Sequential(nn.Linear(4, 3), nn.LayerNorm(3))], _X, _Q1,
-                                    steps=1, lr=0.1), "parameters"),
-        (lambda: train_stacked_mlps([mlp([4, 3])], _X[:, :3], _Q1, steps=1, lr=0.1), "columns"),
-        (lambda: train_stacked_mlps([mlp([4, 3])], _X, _Q1[:, :5], steps=1, lr=0.1), "shape"),
-        (lambda: train_stacked_mlps([mlp([4, 3])], _X, 2 * _Q1, steps=1, lr=0.1),
-         "distributions"),
-        (lambda: train_stacked_mlps([mlp([4, 3])], _X, _Q1, steps=0, lr=0.1), "steps"),
-        (lambda: train_stacked_mlps([mlp([4, 3])], _X, _Q1, steps=1, lr=-1.0), "lr"),
-        (lambda: train_stacked_mlps([mlp([4, 3])], _X, _Q1, steps=1, lr=0.1,
-                                    weight_decay=[0.1, 0.2]), "weight_decay"),
-        (lambda: train_stacked_mlps([mlp([4, 3])], _X, _Q1, steps=1, lr=0.1,
-                                    weight_decay=-0.1), "weight_decay"),
-        (lambda: train_stacked_mlps([mlp([4, 3])], _X, _Q1, steps=2, lr=0.1, record_at=[3]),
-         "record_at"),
+        (lambda: forward_corrected_cross_entropy(torch.zeros(2, 3), torch.tensor([0, 1]), 0.7),
+         "rate"),
+        (lambda: forward_corrected_cross_entropy(torch.zeros(2, 3), torch.tensor([0, 1]), -0.1),
+         "rate"),
+        (lambda: forward_corrected_cross_entropy(torch.zeros(2, 3), torch.tensor([0, 3]), 0.1),
+         "labels"),
     ],
     ids=case_id,
 )
 def test_bad_input_raises_value_error_naming_the_problem(call, argument):
     with pytest.raises(ValueError, match=argument):
         call()
+
+
+def test_weight_norms_before_any_training_step_raise():
+    with pytest.raises(RuntimeError, match="no training step"):
+        WeightNormTracker().norms()
 
 
 def test_reliability_diagram_draws_bin_accuracy_against_confidence():

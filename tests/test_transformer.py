@@ -23,7 +23,6 @@ from dlnotes.transformer import (
     SequenceBatchNorm,
     SequenceClassifier,
     TokenPredictor,
-    mask_tokens,
     masked_mean,
     sequence_task,
     sinusoidal_positions,
@@ -312,6 +311,16 @@ def test_classifier_pools_real_tokens_and_token_predictor_ties_weights():
     assert float(encoder.token_embedding.weight.grad[5:].abs().sum()) > 0
 
 
+@pytest.mark.parametrize("tie_weights", [True, False])
+def test_token_predictor_at_chosen_positions_equals_the_full_logits_there(tie_weights):
+    encoder = Encoder(12, D, H, FF, 1, max_len=T, padding_idx=0, seed=1).double()
+    model = TokenPredictor(encoder, tie_weights=tie_weights, seed=2).double()
+    tokens = torch.randint(1, 12, (3, T)).masked_fill(_padding([9, 2, 5]), 0)
+    positions = torch.tensor([0, 4, 10, 26, 0])  # flat indices into the 3·T positions
+    full = model(tokens).reshape(-1, 12)
+    assert _max_diff(model(tokens, positions=positions), full[positions]) < 1e-13
+
+
 # --- torch.func: R stacked models at once -------------------------------------------------------
 
 def _stacked_forward(models, *inputs, train=True):
@@ -401,28 +410,6 @@ def test_sequence_task_is_reproducible_from_its_generator():
     assert all(torch.equal(a, b) for a, b in zip(*draw, strict=True))
 
 
-def test_mask_tokens_selects_real_tokens_at_the_rate_and_corrupts_them_80_10_10():
-    gen = torch.Generator().manual_seed(0)
-    tokens = torch.randint(3, 50, (400, 60), generator=gen)
-    tokens[:, :2] = 2  # a special id (e.g. [CLS]): never selected
-    mask = _padding(torch.randint(10, 61, (400,), generator=gen).tolist(), 60)
-    tokens = tokens.masked_fill(mask, 0)
-    inputs, targets = mask_tokens(tokens, mask, mask_id=1, first_regular_id=3, vocab_size=50,
-                                  generator=gen, rate=0.2)
-    selected = targets != -100
-    assert not bool((selected & mask).any()) and not bool(selected[:, :2].any())
-    assert torch.equal(targets[selected], tokens[selected])
-    assert torch.equal(inputs[~selected], tokens[~selected])
-    candidates = int((~mask).sum()) - 2 * 400
-    assert abs(int(selected.sum()) / candidates - 0.2) < 0.01
-    n = int(selected.sum())
-    masked_share = float((inputs[selected] == 1).sum()) / n
-    kept_share = float((inputs[selected] == tokens[selected]).sum()) / n
-    assert abs(masked_share - 0.8) < 0.02
-    assert abs(kept_share - (0.1 + 0.1 / 47)) < 0.02  # a random id can hit the original
-    assert int(inputs[selected].min()) >= 1 and not bool((inputs[selected] == 2).any())
-
-
 # --- bad input ------------------------------------------------------------------------------------
 
 _layer = EncoderLayer(8, 2, 16)
@@ -480,12 +467,9 @@ _gen = torch.Generator()
                                generator=_gen), "odd length"),
         (lambda: sequence_task("sorted", 5, vocab_size=9, min_len=2, max_len=4, generator=_gen,
                                pad_id=3), "pad_id"),
-        (lambda: mask_tokens(torch.ones(2, 3, dtype=torch.long),
-                             torch.zeros(2, 3, dtype=torch.bool), mask_id=5,
-                             first_regular_id=2, vocab_size=9, generator=_gen), "mask_id"),
-        (lambda: mask_tokens(torch.ones(2, 3, dtype=torch.long),
-                             torch.zeros(2, 3, dtype=torch.bool), mask_id=1,
-                             first_regular_id=2, vocab_size=9, generator=_gen, rate=0.0), "rate"),
+        (lambda: TokenPredictor(_encoder)(torch.ones(2, 3, dtype=torch.long),
+                                          positions=torch.zeros(2, 2, dtype=torch.long)),
+         "positions"),
     ],
     ids=case_id,
 )

@@ -448,7 +448,7 @@ class SelfAttentionLayer(GraphLayer):
     :math:`\mathcal N(i)\cup\{i\}` when an adjacency matrix is given (a "graph Transformer"
     layer). Parameters ``w_query``, ``w_key``, ``w_value``, each ``(out, in)``,
     Glorot-initialised; no bias. In :class:`LayerStack` and :class:`NodeClassifier` it
-    attends over all nodes (its :meth:`graph_operator` ignores the edges).
+    attends over all nodes (its :meth:`GraphLayer.graph_operator` ignores the edges).
 
     Parameters
     ----------

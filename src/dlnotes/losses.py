@@ -1,29 +1,47 @@
-"""Loss functions derived from likelihoods. Used in chapter 1, "Loss functions from maximum
-likelihood".
+"""Loss functions derived from likelihoods, and the chapter's experiments on them. Used in
+chapter 1, "Loss functions from maximum likelihood".
 
 Every loss is the *mean* over its elements. The Gaussian and Laplace losses keep their
 constants, so they are true negative log-likelihoods (in nats), not just proportional to them.
+The experiments fit a line by any likelihood (:func:`fit_linear`), train a sigmoid unit from a
+saturated start with several losses, optimisers and step sizes side by side
+(:func:`saturated_sigmoid_training`, :func:`steps_to_stay_above`, :func:`slowdown_at_best_step`)
+and measure the loss barrier between a network and a relabelled copy
+(:func:`permutation_barrier`).
 """
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.optimize import minimize
+from torch import nn
 
+from dlnotes.training import fit_replicas, permute_hidden_units
 from dlnotes.validation import (
+    as_float_tensor,
     check_choice,
     check_finite,
+    check_in_range,
     check_int_at_least,
+    check_int_in_range,
     check_labels_in,
+    check_length,
+    check_min_length,
     check_ndim,
     check_nonnegative,
     check_nonzero_rows,
     check_positive,
     check_same_rows,
     check_same_shape,
+    check_shape,
     check_tensor,
+    check_type,
     check_values_in,
 )
 
@@ -34,6 +52,10 @@ __all__ = [
     "scaled_cosine_error",
     "fit_linear",
     "saturated_sigmoid_training",
+    "steps_to_stay_above",
+    "slowdown_at_best_step",
+    "average_parameters",
+    "permutation_barrier",
 ]
 
 
@@ -190,123 +212,273 @@ def scaled_cosine_error(x: torch.Tensor, z: torch.Tensor, gamma: float = 1.0, *,
 def fit_linear(
     X: torch.Tensor,
     y: torch.Tensor,
-    nll,
+    nll: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     *,
-    steps: int = 1000,
-    lr: float = 0.05,
+    tol: float = 1e-10,
+    max_evals: int = 20_000,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fit ``y ≈ X @ w + b`` by minimising ``nll(X @ w + b, y)`` with full-batch Adam.
+    """Fit ``y ≈ X @ w + b`` by minimising the negative log-likelihood ``nll(X @ w + b, y)``.
 
-    With :func:`gaussian_nll` this is least squares (the conditional mean); with
-    :func:`laplace_nll` it is least absolute deviations (the conditional median). The fit
-    runs on ``y`` shifted by its median and divided by its mean absolute deviation, which
-    leaves the minimiser of these location losses unchanged and makes the step size
-    independent of the units of ``y``; the learning rate decays linearly to zero so that
-    the sub-gradient method for the absolute error settles (the chapter's robustness
-    experiment).
+    Any likelihood will do: with :func:`gaussian_nll` the minimiser is least squares (the
+    conditional mean), with :func:`laplace_nll` least absolute deviations (the conditional
+    median). The minimiser is found without derivatives (SciPy's Nelder–Mead), so a loss with
+    kinks, such as the absolute error, is minimised as exactly as a smooth one; that limits
+    ``X`` to a handful of columns. The fit runs on ``y`` shifted by its median and divided by
+    its mean absolute deviation, which leaves the minimiser of these location losses unchanged
+    and makes the tolerance independent of the units of ``y``.
 
     Parameters
     ----------
     X
-        Features, shape ``(n, d)``.
+        Features, shape ``(n, d)`` with ``0 ≤ d ≤ 5`` (``d = 0`` fits a constant).
     y
         Targets, shape ``(n,)``.
     nll
-        A loss ``nll(pred, target) -> scalar`` such as :func:`gaussian_nll`.
-    steps, lr
-        Number of Adam steps (≥ 1) and the initial learning rate (> 0).
+        A loss ``nll(pred, target) -> scalar tensor`` such as :func:`gaussian_nll`.
+    tol
+        Tolerance on the parameters (in units of the scaled targets), > 0.
+    max_evals
+        Largest number of evaluations of ``nll``, ≥ 1.
 
     Returns
     -------
     w, b
-        Detached weights of shape ``(d,)`` and bias of shape ``()``, in the units of ``y``
-        (the fit starts from ``w = 0`` and ``b`` = the median of ``y``).
+        Weights of shape ``(d,)`` and bias of shape ``()``, in the units of ``y``.
 
     Raises
     ------
     ValueError
-        For wrong shapes, non-finite inputs, ``steps`` < 1 or ``lr`` ≤ 0.
+        For wrong shapes, more than five columns, non-finite inputs or bad settings.
     """
-    check_ndim("X", X, 2)
-    check_ndim("y", y, 1)
+    X = as_float_tensor("X", X, 2)
+    y = as_float_tensor("y", y, 1).to(X.dtype)
     check_same_rows("X", X, "y", y)
-    check_finite("X", X)
-    check_finite("y", y)
-    check_int_at_least("steps", steps, 1)
-    check_positive("lr", lr)
+    check_int_in_range("number of columns of X", X.shape[1], 0, 5)
+    check_positive("tol", tol)
+    check_int_at_least("max_evals", max_evals, 1)
     loc = y.median()
     scale = (y - loc).abs().mean()
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
     y_scaled = (y - loc) / scale
-    w = torch.zeros(X.shape[1], dtype=X.dtype, requires_grad=True)
-    b = torch.zeros((), dtype=X.dtype, requires_grad=True)
-    opt = torch.optim.Adam([w, b], lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1.0 - t / steps)
-    for _ in range(steps):
-        opt.zero_grad()
-        nll(X @ w + b, y_scaled).backward()
-        opt.step()
-        sched.step()
-    return (w * scale).detach(), (b * scale + loc).detach()
+    d = X.shape[1]
+
+    def objective(theta: np.ndarray) -> float:
+        t = torch.as_tensor(theta, dtype=X.dtype)
+        return float(nll(X @ t[:d] + t[d], y_scaled))
+
+    result = minimize(objective, np.zeros(d + 1), method="Nelder-Mead",
+                      options={"xatol": tol, "fatol": tol * 1e-4, "maxiter": max_evals,
+                               "maxfev": max_evals})
+    theta = torch.as_tensor(result.x, dtype=X.dtype)
+    return theta[:d] * scale, theta[d] * scale + loc
+
+
+#: The losses of :func:`saturated_sigmoid_training`, in the order of its output.
+SIGMOID_LOSSES = ("ce", "mse", "mae")
+
+
+def _sigmoid_unit_loss(model: Callable, X: torch.Tensor, y: torch.Tensor,
+                       which: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss selected by the one-hot ``which`` (cross-entropy, squared or absolute error of
+    the sigmoid), and the training accuracy of the parameters it was computed at."""
+    z = model(X).squeeze(-1)
+    s = torch.sigmoid(z)
+    per_example = torch.stack([F.softplus(-z) * y + F.softplus(z) * (1.0 - y),
+                               (s - y) ** 2, (s - y).abs()])
+    value = (which[:, None] * per_example).sum(0).mean()
+    return value, ((z > 0).to(y.dtype) == y).to(y.dtype).mean()
 
 
 def saturated_sigmoid_training(
     X: torch.Tensor,
     y: torch.Tensor,
-    loss: str,
+    losses: Sequence[str] = SIGMOID_LOSSES,
+    lrs: Sequence[float] = (0.5,),
     *,
+    optimizer: str = "sgd",
     bias_init: float = -8.0,
-    epochs: int = 100,
-    lr: float = 0.5,
-) -> list[float]:
-    """Train one sigmoid unit by full-batch gradient descent from a saturated start.
+    steps: int = 100,
+) -> np.ndarray:
+    r"""Train one sigmoid unit from a saturated start, for every data set, loss and step size
+    side by side, and return its training accuracy after every step.
 
-    Weights start at zero and the bias at ``bias_init``, so every prediction starts near
-    σ(bias_init). Returns the training accuracy after each epoch: it shows how squared error
-    (``loss="mse"``) learns through a saturated sigmoid compared with cross-entropy
-    (``loss="ce"``); ``loss="mae"`` trains on the absolute error.
+    Each run starts with zero weights and the bias at ``bias_init``, so every prediction
+    starts at :math:`\sigma(\text{bias\_init})` (for −8, "label 0" with probability
+    :math:`1 - 3.4\times10^{-4}`), and takes full-batch steps of ``optimizer`` on the mean
+    cross-entropy (``"ce"``), squared error (``"mse"``) or absolute error (``"mae"``) of
+    :math:`\sigma(w^\top x + b)`. All runs are replicas of one :func:`dlnotes.training.fit_replicas`
+    call.
 
     Parameters
     ----------
     X
-        Features, shape ``(n, d)``.
+        Features of ``S`` data sets, shape ``(S, n, d)`` (or ``(n, d)`` for one).
     y
-        Binary labels in {0, 1}, shape ``(n,)``.
-    loss
-        ``"ce"``, ``"mse"`` or ``"mae"``.
+        Labels in {0, 1}, shape ``(S, n)`` (or ``(n,)``).
+    losses
+        Any of ``"ce"``, ``"mse"``, ``"mae"``, at least one.
+    lrs
+        Step sizes, each > 0.
+    optimizer
+        ``"sgd"`` (plain gradient descent) or ``"adam"``.
     bias_init
-        Initial bias (finite).
-    epochs, lr
-        Number of gradient steps (≥ 1) and the step size (> 0).
+        The initial bias (finite).
+    steps
+        Number of full-batch steps, ≥ 1.
+
+    Returns
+    -------
+    numpy.ndarray
+        Training accuracy after each step, shape ``(steps, S, len(losses), len(lrs))``.
 
     Raises
     ------
     ValueError
-        For an unknown ``loss``, wrong shapes, labels outside {0, 1} or bad hyper-parameters.
+        For wrong shapes, labels outside {0, 1}, an unknown loss or optimiser, or bad settings.
     """
-    check_choice("loss", loss, ["ce", "mse", "mae"])
-    check_ndim("X", X, 2)
-    check_ndim("y", y, 1)
-    check_same_rows("X", X, "y", y)
+    X = as_float_tensor("X", X, (2, 3))
+    X = X[None] if X.ndim == 2 else X
+    y = torch.as_tensor(y)
+    y = y[None] if y.ndim == 1 else y
+    check_shape("y", y, X.shape[:2], "(data sets, examples), as the first two axes of X")
     check_labels_in("y", y, (0, 1))
+    check_min_length("losses", losses, 1, "losses")
+    for i, name in enumerate(losses):
+        check_choice(f"losses[{i}]", name, SIGMOID_LOSSES)
+    check_min_length("lrs", lrs, 1, "step sizes")
+    check_choice("optimizer", optimizer, ["sgd", "adam"])
     check_finite("bias_init", bias_init)
-    check_int_at_least("epochs", epochs, 1)
-    check_positive("lr", lr)
-    target = y.to(X.dtype)
-    w = torch.zeros(X.shape[1], dtype=X.dtype, requires_grad=True)
-    b = torch.tensor(float(bias_init), dtype=X.dtype, requires_grad=True)
-    history = []
-    for _ in range(epochs):
-        z = X @ w + b
-        if loss == "ce":
-            value = binary_cross_entropy_with_logits(z, target)
-        elif loss == "mse":
-            value = ((torch.sigmoid(z) - target) ** 2).mean()
-        else:
-            value = (torch.sigmoid(z) - target).abs().mean()
-        gw, gb = torch.autograd.grad(value, (w, b))
-        with torch.no_grad():
-            w -= lr * gw
-            b -= lr * gb
-            history.append(float(((X @ w + b > 0).to(y.dtype) == y).float().mean()))
-    return history
+    check_int_at_least("steps", steps, 1)
+    runs = [(s, k, r) for s in range(X.shape[0]) for k in range(len(losses))
+            for r in range(len(lrs))]
+    models = [_saturated_unit(X.shape[2], bias_init, X.dtype) for _ in runs]
+    one_hot = torch.eye(len(SIGMOID_LOSSES), dtype=X.dtype)
+    which = one_hot[[SIGMOID_LOSSES.index(losses[k]) for _, k, _ in runs]]
+    sets = [s for s, _, _ in runs]
+    # One step more than asked: each step records the accuracy *before* its update.
+    history = fit_replicas(models, _sigmoid_unit_loss, (X[sets], y[sets].to(X.dtype)),
+                           per_replica=(True, True), generators=[torch.Generator() for _ in runs],
+                           steps=steps + 1, optimizer=optimizer,
+                           lr=[float(lrs[r]) for _, _, r in runs],
+                           replica_kwargs={"which": which}, record_every=1)
+    return history.loss[1:].reshape(steps, X.shape[0], len(losses), len(lrs))
+
+
+def _saturated_unit(d: int, bias_init: float, dtype: torch.dtype) -> nn.Linear:
+    unit = nn.Linear(d, 1, dtype=dtype)
+    with torch.no_grad():
+        unit.weight.zero_()
+        unit.bias.fill_(float(bias_init))
+    return unit
+
+
+def steps_to_stay_above(accuracy: np.ndarray, level: float) -> np.ndarray:
+    """The first step from which a training curve stays at or above ``level`` to its end.
+
+    Parameters
+    ----------
+    accuracy
+        Curves along the first axis: ``accuracy[t - 1]`` is the value after step ``t``, shape
+        ``(steps, ...)``.
+    level
+        The level, a number in [0, 1].
+
+    Returns
+    -------
+    numpy.ndarray
+        Integer steps of shape ``accuracy.shape[1:]``; ``steps + 1`` where a curve ends below
+        ``level`` (it did not get there within the budget).
+
+    Raises
+    ------
+    ValueError
+        If ``accuracy`` is not an array with at least one step or ``level`` is outside [0, 1].
+    """
+    acc = np.asarray(accuracy, dtype=np.float64)
+    check_ndim("accuracy", acc, tuple(range(1, 8)))
+    check_min_length("accuracy", acc, 1, "steps")
+    check_in_range("level", level, 0.0, 1.0, high_inclusive=True)
+    stays = np.flip(np.cumprod(np.flip(acc >= level, 0), 0), 0).astype(bool)
+    first = np.argmax(stays, axis=0) + 1
+    return np.where(stays.any(axis=0), first, acc.shape[0] + 1)
+
+
+def slowdown_at_best_step(steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""Each loss at its own best step size, and how many times as many steps it needs as the
+    first loss, on a log₂ scale.
+
+    Parameters
+    ----------
+    steps
+        Steps needed, shape ``(S, L, R)``: ``S`` data sets (the replication unit), ``L``
+        losses (the first is the reference), ``R`` step sizes; all ≥ 1.
+
+    Returns
+    -------
+    best, slowdown
+        ``best[l]``, the step-size index with the smallest mean of :math:`\log_2` steps over the
+        data sets (ties to the smaller index), shape ``(L,)``; and
+        ``slowdown[s, l]`` :math:`= \log_2(\text{steps}[s, l, \text{best}_l] /
+        \text{steps}[s, 0, \text{best}_0])`, shape ``(S, L)`` (0 for the reference).
+
+    Raises
+    ------
+    ValueError
+        If ``steps`` is not three-dimensional or holds a value below 1.
+    """
+    steps = np.asarray(steps, dtype=np.float64)
+    check_ndim("steps", steps, 3)
+    check_values_in("steps", steps, 1.0)
+    mean_log = np.log2(steps).mean(axis=0)  # (L, R)
+    best = np.argmin(mean_log, axis=1)
+    at_best = np.log2(steps[:, np.arange(steps.shape[1]), best])  # (S, L)
+    return best, at_best - at_best[:, :1]
+
+
+def average_parameters(a: nn.Module, b: nn.Module) -> nn.Module:
+    """A copy of ``a`` whose parameters are the midpoint :math:`(\\theta_a + \\theta_b)/2`.
+
+    Raises
+    ------
+    ValueError
+        If the two modules' parameters differ in number or shape.
+    """
+    check_type("a", a, nn.Module)
+    check_type("b", b, nn.Module)
+    pa, pb = list(a.parameters()), list(b.parameters())
+    check_length("b's parameters", pb, len(pa), "tensors (as many as a has)")
+    for i, (p1, p2) in enumerate(zip(pa, pb, strict=True)):
+        check_same_shape(f"a's parameter {i}", p1, f"b's parameter {i}", p2)
+    mid = copy.deepcopy(a)
+    with torch.no_grad():
+        for pm, p1, p2 in zip(mid.parameters(), pa, pb, strict=True):
+            pm.copy_((p1 + p2) / 2)
+    return mid
+
+
+def permutation_barrier(net: nn.Sequential, perm: torch.Tensor, X: torch.Tensor,
+                        y: torch.Tensor) -> float:
+    r"""The loss barrier between a network and a copy with relabelled hidden units.
+
+    For a one-hidden-layer network ``[Linear, activation, Linear]`` with parameters
+    :math:`\theta`, the copy :math:`\theta'` has its hidden units permuted by ``perm``
+    (:func:`dlnotes.training.permute_hidden_units`): the same function, so the same
+    cross-entropy :math:`L` on ``(X, y)``. Returns
+
+    .. math::
+        L\Big(\frac{\theta + \theta'}2\Big) - \frac{L(\theta) + L(\theta')}2 ,
+
+    which a convex :math:`L` keeps :math:`\le 0`; a positive value proves the loss is not
+    convex in the parameters.
+
+    Raises
+    ------
+    ValueError
+        As :func:`dlnotes.training.permute_hidden_units`, or if ``X`` and ``y`` differ in rows.
+    """
+    check_same_rows("X", X, "y", y)
+    twin = permute_hidden_units(net, perm)
+    mid = average_parameters(net, twin)
+    with torch.no_grad():
+        ends = [float(F.cross_entropy(m(X), y)) for m in (net, twin)]
+        return float(F.cross_entropy(mid(X), y)) - sum(ends) / 2

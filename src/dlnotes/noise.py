@@ -11,10 +11,13 @@ Two halves:
   respect to all of its parameters; :func:`jacobian_gram` computes the per-example Gram matrix
   :math:`J_i J_i^\top` of that Jacobian cheaply for MLPs, from which
   :func:`gradient_norm_penalty` (squared error) and :func:`gauss_newton_penalty`
-  (cross-entropy) follow. :func:`weight_noise_excess_loss` measures the excess squared error
-  under weight noise by Monte Carlo, :func:`train_noise_regularised` trains with weight noise
-  or with the explicit penalty, and :func:`sharpness` measures the loss increase under random
-  weight perturbations of a fixed size.
+  (cross-entropy) follow. :func:`weight_noise_excess_loss` and
+  :func:`weight_noise_excess_cross_entropy` measure the excess loss under weight noise by Monte
+  Carlo (the latter also with the ReLU gates frozen, to separate kink crossings from higher
+  orders), and :func:`sharpness` the loss increase under random weight perturbations of a
+  fixed size.
+
+Robustness to noise at test time, the chapter's last part, is in :mod:`dlnotes.robustness`.
 
 Throughout, *weight noise* perturbs every parameter of the model (weights and biases) with
 independent :math:`\mathcal N(0, \eta)` noise, so :math:`\eta` is a variance, as in the notes.
@@ -32,9 +35,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
-from dlnotes.attention import softmax_jacobian
-from dlnotes.linear import ridge_solution
-from dlnotes.training import train_classifier
 from dlnotes.validation import (
     check_finite,
     check_int_at_least,
@@ -62,7 +62,7 @@ __all__ = [
     "gradient_norm_penalty",
     "gauss_newton_penalty",
     "weight_noise_excess_loss",
-    "train_noise_regularised",
+    "weight_noise_excess_cross_entropy",
     "sharpness",
 ]
 
@@ -128,8 +128,9 @@ def cross_validated_noise_level(
     r"""Choose an input-noise level σ by K-fold cross-validation on the training data.
 
     For each σ, fits the expected noisy least squares, i.e. ridge with :math:`\lambda =
-    \sigma^2` (:func:`ridge_solution`), on K−1 folds and measures the mean squared error on the
-    held-out fold. The test data are never seen, so the chosen σ can be reported honestly.
+    \sigma^2` (the solution of :func:`dlnotes.linear.ridge_solution`, computed for all σ at once
+    from one eigendecomposition per fold), on K−1 folds and measures the mean squared error on
+    the held-out fold. The test data are never seen, so the chosen σ can be reported honestly.
 
     Parameters
     ----------
@@ -160,12 +161,20 @@ def cross_validated_noise_level(
     check_int_in_range("folds", folds, 2, X.shape[0])
     check_int_at_least("seed", seed, 0)
     assignment = np.random.default_rng(seed).permutation(X.shape[0]) % folds
+    lams = np.asarray(sigmas, dtype=np.float64) ** 2
     cv_mse = np.zeros(len(sigmas))
     for k in range(folds):
         fit, held = assignment != k, assignment == k
-        for i, s in enumerate(sigmas):
-            w = ridge_solution(X[fit], y[fit], float(s) ** 2)
-            cv_mse[i] += ((X[held] @ w - y[held]) ** 2).mean() / folds
+        # One eigendecomposition of X^T X / n per fold serves every lambda: w(lambda) =
+        # V diag(1 / (e + lambda)) V^T X^T y / n (a pseudo-inverse where e + lambda = 0).
+        n = fit.sum()
+        e, V = np.linalg.eigh(X[fit].T @ X[fit] / n)
+        e = np.where(e > e.max() * X.shape[1] * np.finfo(float).eps, e, 0.0)
+        projected = V.T @ (X[fit].T @ y[fit] / n)
+        denom = e[None, :] + lams[:, None]
+        inverse = np.divide(1.0, denom, out=np.zeros_like(denom), where=denom > 0)
+        W = (inverse * projected) @ V.T  # one row per lambda
+        cv_mse += ((X[held] @ W.T - y[held][:, None]) ** 2).mean(axis=0) / folds
     return float(sigmas[int(np.argmin(cv_mse))]), cv_mse
 
 
@@ -183,8 +192,8 @@ def input_noise_solution(
     minimises :math:`\frac{1}{NC}\sum_c \lVert y - \tilde X^{(c)} w\rVert^2`. Since
     :math:`\mathbb E[\tilde X^\top \tilde X]/N = X^\top X/N + \sigma^2 I` and
     :math:`\mathbb E[\tilde X^\top y] = X^\top y`, the objective converges to the ridge
-    objective of :func:`ridge_solution` with ``lam = sigma**2`` as ``copies`` grows; the
-    difference of the solutions shrinks like :math:`1/\sqrt{\text{copies}}`.
+    objective of :func:`dlnotes.linear.ridge_solution` with ``lam = sigma**2`` as ``copies``
+    grows; the difference of the solutions shrinks like :math:`1/\sqrt{\text{copies}}`.
 
     The Gram matrix is accumulated over blocks of replicas, so memory stays at a few
     megabytes for any ``copies``.
@@ -328,20 +337,34 @@ def output_jacobian(model: nn.Module, X: torch.Tensor) -> torch.Tensor:
     return vmap(jacrev(fn), in_dims=(None, 0))(theta, X)
 
 
-def output_hessian_trace(model: nn.Module, X: torch.Tensor) -> torch.Tensor:
-    r"""Per-example trace of the Hessian of a scalar output with respect to all parameters.
+def output_hessian_trace(model: nn.Module, X: torch.Tensor, output: int | None = None, *,
+                         closed_form: bool = True) -> torch.Tensor:
+    r"""Per-example trace of the Hessian of one output with respect to all parameters.
 
-    :math:`\operatorname{tr}\nabla^2_\theta f(x_i)`, from ``torch.func.jacrev`` applied twice
-    (reverse over reverse mode) under ``vmap``; it is the term the weight-noise expansion
-    multiplies by the residual. Meant for small models (the full ``P × P`` Hessian is formed
-    per example).
+    :math:`\operatorname{tr}\nabla^2_\theta f_k(x_i)`: the term the weight-noise expansion
+    multiplies by the residual. In general it comes from ``torch.func.jacrev`` applied twice
+    (reverse over reverse mode) under ``vmap``, which forms the full ``P × P`` Hessian per
+    example (small models only). For a network with one hidden layer,
+    ``Sequential(Linear, activation, Linear)`` with an elementwise activation :math:`\phi`, only
+    the first layer's parameters have non-zero second derivatives, and
+
+    .. math::
+        \operatorname{tr}\nabla^2_\theta f_k(x) = \sum_j V_{kj}\,\phi''(u_j)\,
+        \bigl(\lVert x\rVert^2 + 1\bigr), \qquad u = Wx + b ,
+
+    (the :math:`+1` is the bias; :math:`V` the output weights), which is used unless
+    ``closed_form=False``. For ReLU, :math:`\phi'' = 0` away from the kinks: the trace is 0.
 
     Parameters
     ----------
     model
-        Maps ``(n, d)`` to one output per row, shape ``(n, 1)`` or ``(n,)``.
+        Maps ``(n, d)`` to outputs ``(n, k)`` (or ``(n,)``), row by row.
     X
         Inputs, shape ``(n, d)``.
+    output
+        Which output ``k`` to differentiate; may be left out for a single-output model.
+    closed_form
+        Use the formula above when the model has that shape (the autograd route otherwise).
 
     Returns
     -------
@@ -351,18 +374,42 @@ def output_hessian_trace(model: nn.Module, X: torch.Tensor) -> torch.Tensor:
     Raises
     ------
     ValueError
-        If the model has more than one output, no parameters, or ``X`` is not finite 2-D.
+        If ``output`` is missing for a model with several outputs or out of range, the model
+        has no parameters, or ``X`` is not finite 2-D.
     """
     _check_model_input(model, X)
     theta, fn = _flat_output_fn(model)
-    if fn(theta, X[0]).numel() != 1:
-        raise ValueError("model must have a single output for output_hessian_trace")
+    outputs = fn(theta, X[0]).numel()
+    if output is None:
+        if outputs != 1:
+            raise ValueError(f"model has {outputs} outputs: give output for output_hessian_trace"
+                             " (a single output may be left out)")
+        output = 0
+    check_int_in_range("output", output, 0, outputs - 1)
+    if closed_form and _one_hidden_layer(model):
+        return _one_hidden_layer_hessian_trace(model, X, output)
 
     def scalar(flat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return fn(flat, x)[0]
+        return fn(flat, x)[output]
 
     H = vmap(jacrev(jacrev(scalar)), in_dims=(None, 0))(theta, X)
     return H.diagonal(dim1=1, dim2=2).sum(dim=1)
+
+
+def _one_hidden_layer(model: nn.Module) -> bool:
+    return (isinstance(model, nn.Sequential) and len(model) == 3
+            and isinstance(model[0], nn.Linear) and isinstance(model[2], nn.Linear)
+            and model[0].bias is not None and not any(True for _ in model[1].parameters()))
+
+
+def _one_hidden_layer_hessian_trace(model: nn.Sequential, X: torch.Tensor,
+                                    output: int) -> torch.Tensor:
+    first, activation, last = model
+    with torch.no_grad():
+        u = first(X)
+        curvature = vmap(torch.func.grad(torch.func.grad(activation)))(u.reshape(-1))
+        per_unit = curvature.reshape(u.shape) * last.weight[output]
+        return per_unit.sum(dim=1) * ((X**2).sum(dim=1) + 1.0)
 
 
 def jacobian_gram(model: nn.Sequential, X: torch.Tensor) -> torch.Tensor:
@@ -512,12 +559,24 @@ def gauss_newton_penalty(model: nn.Sequential, X: torch.Tensor, eta: float) -> t
     """
     check_nonnegative("eta", eta)
     gram, logits = _gram_and_output(model, X)
-    # The Hessian of cross-entropy in the logits is the softmax Jacobian diag(p) - pp^T.
-    out_hessian = softmax_jacobian(logits.softmax(dim=1))
+    # The Hessian of cross-entropy in the logits: diag(p) - pp^T.
+    p = logits.softmax(dim=1)
+    out_hessian = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
     return 0.5 * float(eta) * (out_hessian * gram).sum(dim=(1, 2)).mean()
 
 
 # ------------------------------------------------------------- weight noise: measurements
+
+
+def _check_noise_settings(etas: Sequence[float], samples: int, seed: int) -> list[float]:
+    """The Monte Carlo settings shared by the weight-noise estimators; the variances as floats."""
+    etas = [float(e) for e in etas]
+    check_min_length("etas", etas, 1, "variances")
+    for e in etas:
+        check_positive("eta", e)
+    check_int_at_least("samples", samples, 2)
+    check_int_at_least("seed", seed, 0)
+    return etas
 
 
 def weight_noise_excess_loss(
@@ -567,12 +626,7 @@ def weight_noise_excess_loss(
     check_ndim("y", y, 1)
     check_same_rows("X", X, "y", y)
     check_finite("y", y)
-    etas = [float(e) for e in etas]
-    check_min_length("etas", etas, 1, "variances")
-    for e in etas:
-        check_positive("eta", e)
-    check_int_at_least("samples", samples, 2)
-    check_int_at_least("seed", seed, 0)
+    etas = _check_noise_settings(etas, samples, seed)
     theta, fn = _flat_output_fn(model)
     n, n_params = X.shape[0], theta.numel()
     per_row = vmap(vmap(fn, in_dims=(0, 0)), in_dims=(0, None))  # (draws, n, outputs)
@@ -599,77 +653,6 @@ def weight_noise_excess_loss(
     means = stacked.mean(dim=1).numpy()
     ses = (stacked.std(dim=1) / math.sqrt(samples)).numpy()
     return means, ses
-
-
-def train_noise_regularised(
-    model: nn.Sequential,
-    X: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    epochs: int,
-    lr: float,
-    batch_size: int = 64,
-    weight_noise_std: float = 0.0,
-    penalty_eta: float = 0.0,
-    seed: int = 0,
-) -> list[float]:
-    r"""Train a classifier with mini-batch SGD on cross-entropy, optionally regularised.
-
-    * ``weight_noise_std`` = √η > 0: every step draws fresh noise
-      :math:`\epsilon\sim\mathcal N(0,\eta I)` for all parameters, evaluates the loss at
-      :math:`\theta+\epsilon` and applies that gradient to :math:`\theta` (one noise draw per
-      mini-batch, an unbiased estimate of the gradient of the noisy objective).
-    * ``penalty_eta`` = η > 0: adds the explicit second-order penalty
-      :func:`gauss_newton_penalty` to the clean loss instead.
-
-    Both may be zero (plain training, identical to the same SGD loop without them).
-
-    Parameters
-    ----------
-    model
-        An MLP (``nn.Sequential`` of ``Linear`` layers and activations) returning logits.
-    X, y
-        Training inputs ``(n, d)`` and integer labels ``(n,)``.
-    epochs, lr, batch_size
-        SGD hyper-parameters (≥ 1, > 0, ≥ 1).
-    weight_noise_std, penalty_eta
-        Regularisation strengths, ≥ 0.
-    seed
-        Seeds the mini-batch order and the weight noise, ≥ 0.
-
-    Returns
-    -------
-    list of float
-        Mean clean-or-noisy training loss (without the penalty) of each epoch.
-
-    Raises
-    ------
-    ValueError
-        For bad hyper-parameters or mismatched ``X`` and ``y``.
-    """
-    check_int_at_least("epochs", epochs, 1)
-    check_positive("lr", lr)
-    check_int_at_least("batch_size", batch_size, 1)
-    check_nonnegative("weight_noise_std", weight_noise_std)
-    check_nonnegative("penalty_eta", penalty_eta)
-    check_int_at_least("seed", seed, 0)
-    _check_model_input(model, X)
-    check_same_rows("X", X, "y", y)
-    noise_gen = torch.Generator().manual_seed(seed + 1)
-
-    def objective(net: nn.Module, xb: torch.Tensor, yb: torch.Tensor):
-        if weight_noise_std > 0:
-            params = perturbed_parameters(net, weight_noise_std, noise_gen)
-            loss = F.cross_entropy(functional_call(net, params, (xb,)), yb)
-        else:
-            loss = F.cross_entropy(net(xb), yb)
-        if penalty_eta > 0:
-            return loss + gauss_newton_penalty(net, xb, penalty_eta), loss
-        return loss, loss
-
-    history = train_classifier(model, X, y, epochs=epochs, lr=lr, batch_size=batch_size,
-                               seed=seed, objective=objective)
-    return history["train_loss"]
 
 
 class ExpansionCheck(NamedTuple):
@@ -778,3 +761,83 @@ def sharpness(
             params = {k: p + scale * noise[k] for k, p in named.items()}
             increases.append(loss_fn(functional_call(model, params, (X,)), y) - base)
     return torch.stack(increases)
+
+
+def weight_noise_excess_cross_entropy(
+    model: nn.Sequential,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    etas: Sequence[float],
+    samples: int,
+    *,
+    freeze_gates: bool = False,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Monte Carlo estimate of the excess cross-entropy of a ReLU MLP under weight noise.
+
+    As :func:`weight_noise_excess_loss` (antithetic pairs :math:`\pm\epsilon`,
+    :math:`\epsilon\sim\mathcal N(0,\eta I)` on every parameter, the same standard-normal draws
+    scaled to every η), for the mean cross-entropy of a classifier. One draw per sample serves
+    all rows. With ``freeze_gates=True`` every ReLU keeps the on/off pattern of the unperturbed
+    network, so the perturbed network is multilinear in the parameters and has no kinks: the
+    difference between the two estimates is what kink crossings contribute.
+
+    Parameters
+    ----------
+    model
+        ``nn.Sequential`` of ``nn.Linear`` and ``nn.ReLU`` layers, returning logits.
+    X, y
+        Inputs ``(n, d)`` and integer labels ``(n,)``.
+    etas
+        Noise variances η > 0.
+    samples
+        Number of antithetic pairs, ≥ 2.
+    freeze_gates
+        Keep every ReLU's pattern fixed at the unperturbed one.
+    seed
+        Seed of the noise, ≥ 0.
+
+    Returns
+    -------
+    means, standard_errors
+        Arrays of shape ``(len(etas),)``.
+
+    Raises
+    ------
+    ValueError
+        For a model with other layers, bad shapes, an η ≤ 0, ``samples`` < 2 or ``seed`` < 0.
+    """
+    _check_model_input(model, X)
+    check_type("model", model, nn.Sequential)
+    for layer in model:
+        check_type("model layers", layer, (nn.Linear, nn.ReLU))
+    check_same_rows("X", X, "y", y)
+    etas = _check_noise_settings(etas, samples, seed)
+    gen = torch.Generator().manual_seed(seed)
+    params = {k: p.detach() for k, p in model.named_parameters()}
+
+    def loss(values: dict[str, torch.Tensor], gates: list | None) -> torch.Tensor:
+        h, relus = X, iter(gates or [])
+        for i, layer in enumerate(model):
+            if isinstance(layer, nn.Linear):
+                h = F.linear(h, values[f"{i}.weight"], values.get(f"{i}.bias"))
+            else:
+                h = h * next(relus) if gates is not None else torch.relu(h)
+        return F.cross_entropy(h, y)
+
+    with torch.no_grad():
+        gates, h = [], X
+        for layer in model:
+            h = layer(h)
+            if isinstance(layer, nn.ReLU):
+                gates.append((h > 0).to(X.dtype))
+        base = loss(params, None)
+        z = {k: torch.randn(samples, *p.shape, generator=gen, dtype=p.dtype)
+             for k, p in params.items()}  # one draw per sample, in the order of the parameters
+        batched = vmap(lambda values: loss(values, gates if freeze_gates else None))
+        values = np.zeros((len(etas), samples))
+        for j, eta in enumerate(etas):
+            pair = [batched({k: p + sign * math.sqrt(eta) * z[k] for k, p in params.items()})
+                    for sign in (1.0, -1.0)]
+            values[j] = (0.5 * (pair[0] + pair[1]) - base).numpy()
+    return values.mean(axis=1), values.std(axis=1, ddof=1) / math.sqrt(samples)

@@ -15,8 +15,8 @@ Four groups of functions:
   probabilities.
 * **Experiments.** :func:`sparse_logistic_data` (few relevant features, many irrelevant ones),
   :func:`select_on_validation` (choose a hyper-parameter on a validation split) and
-  :func:`fit_tanh_net` (full-batch L-BFGS on :func:`tanh_net_objective`, to compare logistic
-  regression with a small network from many starts).
+  :func:`kernel_grid_log_losses` (kernel logistic regression and the SVM with Platt's sigmoid
+  scored alike over one grid). Fits from many starts are in :mod:`dlnotes.multistart`.
 
 Labels of the margin losses, of kernel logistic regression and of Platt scaling are
 :math:`\pm 1`; :class:`KernelLogisticRegression` accepts any two classes, like scikit-learn.
@@ -31,10 +31,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.optimize import minimize
-from scipy.special import expit, log_ndtr
+from scipy.integrate import quad
+from scipy.special import expit, log_ndtr, ndtr
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics.pairwise import rbf_kernel
+from sklearn.svm import SVC
 
 from dlnotes.validation import (
     as_float_array,
@@ -68,9 +69,8 @@ __all__ = [
     "platt_scaling",
     "sparse_logistic_data",
     "select_on_validation",
-    "tanh_net_objective",
-    "tanh_net_scores",
-    "fit_tanh_net",
+    "kernel_grid_log_losses",
+    "laplace_prior_interval_probability",
 ]
 
 Array = np.ndarray | torch.Tensor
@@ -281,8 +281,16 @@ def laplace_posterior_mean(z: Array, noise_std: float, scale: float) -> np.ndarr
         \mathbb E[w \mid z] = \frac{c_+\big(\mu_+ + s\,\frac{\varphi(\mu_+/s)}{\Phi(\mu_+/s)}\big)
         + c_-\big(\mu_- - s\,\frac{\varphi(\mu_-/s)}{\Phi(-\mu_-/s)}\big)}{c_+ + c_-}.
 
-    Computed in logs (``scipy.special.log_ndtr``), so it is finite for any finite ``z``, and
-    for :math:`|z|` times the sign of :math:`z`, so it is exactly odd (exactly 0 at 0).
+    Since :math:`e^{-z/b}\varphi(\mu_+/s) = e^{z/b}\varphi(\mu_-/s)`, the two
+    :math:`\varphi` terms cancel exactly and
+
+    .. math::
+        \mathbb E[w \mid z] = z - \frac{s^2}{b}\tanh\frac{\log c_+ - \log c_-}{2},
+
+    which is how it is computed: in logs (``scipy.special.log_ndtr``), so it is finite for any
+    finite ``z``; near :math:`z = 0` by the Taylor series of :math:`\log\Phi`, which cancels
+    nothing; and for :math:`|z|` times the sign of :math:`z`, so it is exactly odd (exactly 0
+    at 0).
     The posterior *mode* (MAP) is :math:`S_{s^2/b}(z)`, exactly zero for
     :math:`|z| \le s^2/b`; the mean is zero only at :math:`z = 0`.
 
@@ -317,13 +325,50 @@ def laplace_posterior_mean(z: Array, noise_std: float, scale: float) -> np.ndarr
     s, b = float(noise_std), float(scale)
     sign, z = np.sign(z), np.abs(z)  # the mean is odd in z: compute it for |z|
     mu_p, mu_m = z - s * s / b, z + s * s / b
-    log_cp = -z / b + log_ndtr(mu_p / s)
-    log_cm = z / b + log_ndtr(-mu_m / s)
-    log_phi = -0.5 * math.log(2 * math.pi)
-    mean_p = mu_p + s * np.exp(log_phi - 0.5 * (mu_p / s) ** 2 - log_ndtr(mu_p / s))
-    mean_m = mu_m - s * np.exp(log_phi - 0.5 * (mu_m / s) ** 2 - log_ndtr(-mu_m / s))
-    weight_p = np.exp(log_cp - np.logaddexp(log_cp, log_cm))
-    return sign * (weight_p * mean_p + (1.0 - weight_p) * mean_m)
+    # log c+ - log c- = -2z/b + g(a + d) - g(a - d), g = log Phi, a = -s/b, d = z/s. For small
+    # d the difference cancels two nearly equal numbers: use g's odd Taylor series instead.
+    a, d = -s / b, z / s
+    mills = math.exp(-0.5 * a * a - 0.5 * math.log(2 * math.pi) - float(log_ndtr(a)))  # g'(a)
+    g2 = -mills * (a + mills)
+    g3 = -g2 * (a + mills) - mills * (1.0 + g2)
+    series = 2.0 * d * mills + d**3 * g3 / 3.0
+    direct = log_ndtr(mu_p / s) - log_ndtr(-mu_m / s)
+    log_ratio = -2.0 * z / b + np.where(d < 1e-2, series, direct)
+    return sign * (z - s * s / b * np.tanh(log_ratio / 2.0))
+
+
+def laplace_prior_interval_probability(t: float, noise_std: float, scale: float) -> float:
+    r"""The probability that one observation lands in :math:`[-t, t]` under a Laplace prior.
+
+    For :math:`w \sim \text{Laplace}(0, b)` and :math:`z \mid w \sim \mathcal N(w, s^2)`,
+
+    .. math::
+        P(|z| \le t) = \int_{-\infty}^{\infty} \frac{e^{-|w|/b}}{2b}
+        \Big[\Phi\Big(\frac{t - w}{s}\Big) - \Phi\Big(\frac{-t - w}{s}\Big)\Big]\,dw ,
+
+    computed by adaptive quadrature (``scipy.integrate.quad``) as
+    :math:`\int_0^\infty e^{-u}[\Phi((t - bu)/s) - \Phi((-t - bu)/s)]\,du` (the integrand is
+    even in :math:`w = bu`; the tail beyond :math:`u = 60` is below :math:`10^{-26}`). With
+    :math:`t = s^2/b` it is the probability that the MAP estimate :math:`S_{s^2/b}(z)` is
+    exactly zero.
+
+    Raises
+    ------
+    ValueError
+        If ``t`` is negative or ``noise_std`` or ``scale`` is not positive.
+    """
+    check_nonnegative("t", t)
+    check_positive("noise_std", noise_std)
+    check_positive("scale", scale)
+    t, s, b = float(t), float(noise_std), float(scale)
+
+    def integrand(u: float) -> float:
+        return math.exp(-u) * (ndtr((t - b * u) / s) - ndtr((-t - b * u) / s))
+
+    upper = 60.0
+    kink = [t / b] if 0.0 < t / b < upper else None  # a near-step when s is tiny
+    value, _ = quad(integrand, 0.0, upper, points=kink, epsabs=1e-13, epsrel=1e-12, limit=200)
+    return float(value)
 
 
 # --------------------------------------------------------------------------- margin losses
@@ -450,6 +495,7 @@ def kernel_logistic_regression(
     *,
     max_iter: int = 100,
     tol: float = 1e-10,
+    alpha_init: np.ndarray | None = None,
 ) -> np.ndarray:
     r"""Dual coefficients of kernel logistic regression, by Newton's method.
 
@@ -481,6 +527,8 @@ def kernel_logistic_regression(
         Maximum number of Newton steps, ≥ 1.
     tol
         Tolerance on :math:`\lVert g\rVert_\infty`, > 0.
+    alpha_init
+        Starting coefficients ``(N,)`` (a warm start along a path of λ); zeros if ``None``.
 
     Returns
     -------
@@ -507,9 +555,10 @@ def kernel_logistic_regression(
     check_int_at_least("max_iter", max_iter, 1)
     check_positive("tol", tol)
     n = y.shape[0]
-    alpha = np.zeros(n)
-    f = np.zeros(n)
-    value = math.log(2.0)
+    alpha = np.zeros(n) if alpha_init is None else as_float_array("alpha_init", alpha_init, 1)
+    check_same_shape("alpha_init", alpha, "y", y)
+    f = K @ alpha
+    value = float(logistic_loss(y * f).mean() + lam * alpha @ f)
     eye = np.eye(n)
     for _ in range(max_iter):
         m = y * f
@@ -762,177 +811,66 @@ def select_on_validation(
     return best, best_p, scores
 
 
-def tanh_net_objective(theta: np.ndarray, X: np.ndarray, y: np.ndarray, lam: float,
-                       hidden: int) -> tuple[float, np.ndarray]:
-    r"""L2-regularised logistic loss of a one-hidden-layer tanh network, and its gradient.
+def kernel_grid_log_losses(
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+    gammas: Sequence[float],
+    lams: Sequence[float],
+) -> dict[str, np.ndarray]:
+    r"""Validation log loss of kernel logistic regression and of the SVM with Platt's sigmoid,
+    over one grid of RBF widths γ and penalties λ, scored alike.
 
-    The score is :math:`f(x) = w_2^\top\tanh(W_1 x + b_1) + b_2` for ``hidden`` :math:`= h
-    \ge 1`, and :math:`f(x) = w^\top x + b` (logistic regression) for ``hidden = 0``. The
-    objective is
-
-    .. math::
-        L(\theta) = \frac1N\sum_i \log\big(1 + e^{-y_i f(x_i)}\big)
-        + \lambda\big(\lVert W_1\rVert_F^2 + \lVert w_2\rVert^2\big)
-
-    (biases not penalised). For ``hidden = 0`` it is strictly convex in :math:`w`; for
-    ``hidden`` ≥ 1 it is not convex. The gradient is back-propagated by hand in NumPy, which
-    is much faster than torch for full-batch L-BFGS on a few hundred rows.
-
-    Parameters
-    ----------
-    theta
-        Flat parameters: :math:`(W_1, b_1, w_2, b_2)` row-major, :math:`h(d + 2) + 1` entries,
-        or :math:`(w, b)`, :math:`d + 1` entries, for ``hidden = 0``.
-    X
-        Inputs ``(N, d)``.
-    y
-        Labels in {−1, +1}, shape ``(N,)``.
-    lam
-        λ ≥ 0.
-    hidden
-        Number of hidden units :math:`h \ge 0`.
-
-    Returns
-    -------
-    loss, grad
-        The objective and its gradient (shape of ``theta``).
-
-    Raises
-    ------
-    ValueError
-        For wrong shapes, non-finite values, labels other than ±1 or ``lam`` < 0.
-    """
-    X, y = check_regression_data(X, y, min_columns=1)
-    check_labels_in("y", y, (-1, 1))
-    check_nonnegative("lam", lam)
-    check_int_at_least("hidden", hidden, 0)
-    theta = as_float_array("theta", theta, 1)
-    check_shape("theta", theta, (_net_size(X.shape[1], hidden),),
-                f"(for d={X.shape[1]}, hidden={hidden})")
-    return _tanh_net_loss(theta, X, y, float(lam), hidden)
-
-
-def _net_size(d: int, hidden: int) -> int:
-    return d + 1 if hidden == 0 else hidden * (d + 2) + 1
-
-
-def _tanh_net_loss(theta: np.ndarray, X: np.ndarray, y: np.ndarray, lam: float,
-                   hidden: int) -> tuple[float, np.ndarray]:
-    """:func:`tanh_net_objective` without the argument checks (the L-BFGS inner loop)."""
-    n, d = X.shape
-    if hidden == 0:
-        w, b = theta[:d], theta[d]
-        f = X @ w + b
-        df = -y * expit(-y * f) / n
-        value = logistic_loss(y * f).mean() + lam * w @ w
-        return float(value), np.concatenate([X.T @ df + 2 * lam * w, [df.sum()]])
-    W1 = theta[: hidden * d].reshape(hidden, d)
-    b1 = theta[hidden * d: hidden * (d + 1)]
-    w2 = theta[hidden * (d + 1): hidden * (d + 2)]
-    H = np.tanh(X @ W1.T + b1)
-    f = H @ w2 + theta[-1]
-    df = -y * expit(-y * f) / n
-    dZ = np.outer(df, w2) * (1.0 - H * H)
-    value = logistic_loss(y * f).mean() + lam * ((W1 * W1).sum() + w2 @ w2)
-    grad = np.concatenate([(dZ.T @ X + 2 * lam * W1).ravel(), dZ.sum(axis=0),
-                           H.T @ df + 2 * lam * w2, [df.sum()]])
-    return float(value), grad
-
-
-def tanh_net_scores(theta: np.ndarray, X: np.ndarray, hidden: int) -> np.ndarray:
-    """The scores :math:`f(x)` of :func:`tanh_net_objective`'s model for the rows of ``X``.
+    For each γ the RBF kernels :math:`k(x, x') = e^{-\gamma\lVert x - x'\rVert^2}` are computed
+    once. Kernel logistic regression (:func:`kernel_logistic_regression`, warm-started along
+    ``lams`` in the given order) gives probabilities :math:`\sigma(f)`; scikit-learn's ``SVC``
+    on the same kernel, with :math:`C = 1/(2\lambda N)` (the same penalty, by the hinge form of
+    the SVM), gives scores whose probabilities are Platt's sigmoid (:func:`platt_scaling`)
+    fitted on the validation scores. Both are scored by the mean validation log loss.
 
     Parameters
     ----------
-    theta
-        Flat parameters, laid out as in :func:`tanh_net_objective`.
-    X
-        Inputs ``(n, d)``.
-    hidden
-        Number of hidden units, ≥ 0 (0: logistic regression).
-
-    Returns
-    -------
-    numpy.ndarray
-        Scores ``(n,)``; the predicted label is their sign.
-
-    Raises
-    ------
-    ValueError
-        If ``X`` is not 2-D, ``hidden`` < 0 or ``theta`` has the wrong size.
-    """
-    X = np.asarray(X, dtype=np.float64)
-    check_ndim("X", X, 2)
-    check_int_at_least("hidden", hidden, 0)
-    d = X.shape[1]
-    theta = np.asarray(theta, dtype=np.float64)
-    check_shape("theta", theta, (_net_size(d, hidden),), f"(for d={d}, hidden={hidden})")
-    if hidden == 0:
-        return X @ theta[:d] + theta[d]
-    W1 = theta[: hidden * d].reshape(hidden, d)
-    H = np.tanh(X @ W1.T + theta[hidden * d: hidden * (d + 1)])
-    return H @ theta[hidden * (d + 1): hidden * (d + 2)] + theta[-1]
-
-
-def fit_tanh_net(
-    X: np.ndarray,
-    y: np.ndarray,
-    hidden: int,
-    lam: float,
-    *,
-    seed: int,
-    init_std: float = 1.0,
-    tol: float = 1e-7,
-    max_iter: int = 20_000,
-) -> dict[str, Any]:
-    r"""Minimise :func:`tanh_net_objective` by L-BFGS from a random start.
-
-    The start is :math:`\theta_0 \sim \mathcal N(0, \text{init\_std}^2 I)` from
-    ``numpy.random.default_rng(seed)``; ``scipy.optimize.minimize`` (``L-BFGS-B``, no bounds)
-    runs until the largest gradient entry is below ``tol``.
-
-    Parameters
-    ----------
-    X, y
-        Inputs ``(N, d)`` and labels in {−1, +1}.
-    hidden
-        Hidden units (0: logistic regression).
-    lam
-        λ ≥ 0 (use λ > 0 for a minimiser to exist on separable data).
-    seed
-        Seed of the start, ≥ 0.
-    init_std
-        Standard deviation of the start, > 0.
-    tol
-        Gradient tolerance, > 0.
-    max_iter
-        Maximum number of L-BFGS iterations, ≥ 1.
+    X_train, y_train
+        Training inputs ``(N, d)`` and labels in {0, 1}.
+    X_val, y_val
+        Validation inputs ``(M, d)`` and labels in {0, 1}.
+    gammas, lams
+        The grid: widths γ > 0 and penalties λ > 0 (list the strongest penalty first).
 
     Returns
     -------
     dict
-        ``"theta"`` (the parameters found), ``"loss"``, ``"grad_max"`` (largest absolute
-        gradient entry there) and ``"iterations"``.
+        ``"kernel LR"`` and ``"SVC + Platt"``: log losses of shape ``(len(lams), len(gammas))``.
 
     Raises
     ------
     ValueError
-        As :func:`tanh_net_objective`, or for out-of-range settings.
+        For wrong shapes, labels other than 0 and 1, or grids with a non-positive value.
     """
-    X, y = check_regression_data(X, y, min_columns=1)
-    check_int_at_least("hidden", hidden, 0)
-    check_int_at_least("seed", seed, 0)
-    check_positive("init_std", init_std)
-    check_positive("tol", tol)
-    check_int_at_least("max_iter", max_iter, 1)
-    check_labels_in("y", y, (-1, 1))
-    check_nonnegative("lam", lam)
-    size = _net_size(X.shape[1], hidden)
-    start = float(init_std) * np.random.default_rng(seed).standard_normal(size)
-    result = minimize(_tanh_net_loss, start, args=(X, y, float(lam), hidden), jac=True,
-                      method="L-BFGS-B",
-                      options={"gtol": float(tol), "ftol": 0.0, "maxiter": max_iter,
-                               "maxfun": 2 * max_iter, "maxcor": 30})
-    loss, grad = tanh_net_objective(result.x, X, y, lam, hidden)
-    return {"theta": result.x, "loss": loss, "grad_max": float(np.abs(grad).max()),
-            "iterations": int(result.nit)}
+    X_train, y_train = check_regression_data(X_train, y_train, min_columns=1)
+    X_val, y_val = check_regression_data(X_val, y_val, min_columns=1)
+    check_shape("X_val", X_val, (None, X_train.shape[1]), "(as many columns as X_train)")
+    check_labels_in("y_train", y_train, (0, 1))
+    check_labels_in("y_val", y_val, (0, 1))
+    check_min_length("gammas", gammas, 1, "values")
+    check_min_length("lams", lams, 1, "values")
+    for name, grid in (("gammas", gammas), ("lams", lams)):
+        for i, v in enumerate(grid):
+            check_positive(f"{name}[{i}]", v)
+    signs, signs_val = 2 * y_train - 1, 2 * y_val - 1
+    n = y_train.shape[0]
+    out = {"kernel LR": np.zeros((len(lams), len(gammas))),
+           "SVC + Platt": np.zeros((len(lams), len(gammas)))}
+    for g, gamma in enumerate(gammas):
+        K = rbf_kernel(X_train, X_train, gamma=gamma)
+        K_val = rbf_kernel(X_val, X_train, gamma=gamma)
+        alpha = None
+        for i, lam in enumerate(lams):
+            alpha = kernel_logistic_regression(K, signs, lam, alpha_init=alpha)
+            out["kernel LR"][i, g] = logistic_loss(signs_val * (K_val @ alpha)).mean()
+            svc = SVC(kernel="precomputed", C=1.0 / (2.0 * lam * n)).fit(K, y_train)
+            scores = svc.decision_function(K_val)
+            a, b = platt_scaling(scores, signs_val)
+            out["SVC + Platt"][i, g] = logistic_loss(signs_val * (a * scores + b)).mean()
+    return out

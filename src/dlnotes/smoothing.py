@@ -14,40 +14,36 @@ They describe the same family of targets: ``eps_others = eps_uniform * (k - 1) /
 (:func:`convert_eps`). The ``"others"`` target with ε is the expected one-hot label under
 symmetric label noise at rate ε (:func:`corrupt_labels`).
 
-The chapter's experiments train many small networks at once on full batches
-(:func:`train_stacked_mlps`); :func:`reliability_diagram` draws their calibration.
+Modelling the noise explicitly instead scores the recorded label under the noisy
+probabilities (:func:`forward_corrected_cross_entropy`). :func:`label_noise_objective` is the
+chapter's training loss (smoothing or forward correction, one setting per replica of
+:func:`dlnotes.training.fit_replicas`); :func:`reliability_diagram` draws calibration.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from dlnotes.validation import (
     check_choice,
-    check_dim_size,
     check_distribution_rows,
     check_float_tensor,
     check_in_range,
     check_int_at_least,
-    check_int_in_range,
     check_integer_array,
     check_length,
     check_less,
     check_min_length,
-    check_nonnegative,
     check_positive,
     check_same_rows,
-    check_shape,
     check_tensor,
     check_type,
     check_values_in,
-    per_replica,
 )
 
 __all__ = [
@@ -60,7 +56,9 @@ __all__ = [
     "logit_gap",
     "logit_gap_descent",
     "corrupt_labels",
-    "train_stacked_mlps",
+    "forward_corrected_cross_entropy",
+    "label_noise_objective",
+    "WeightNormTracker",
     "CalibrationBins",
     "calibration_bins",
     "expected_calibration_error",
@@ -352,7 +350,7 @@ def logit_gap_descent(eps: float, steps: int, num_classes: int = 10, *, lr: floa
     q = smooth_targets(torch.tensor([0]), num_classes, eps, convention, dtype=torch.float64)[0]
     z = torch.zeros(num_classes, dtype=torch.float64)
     gaps = torch.empty(steps, dtype=torch.float64)
-    for t in range(steps):
+    for t in range(steps):  # the loop is the lesson: plain gradient descent, written out
         z -= lr * (torch.softmax(z, dim=0) - q)  # the gradient of the cross-entropy
         gaps[t] = z[0] - z[1:].mean()
     return gaps
@@ -401,151 +399,126 @@ def corrupt_labels(labels: torch.Tensor, rate: float, num_classes: int, *,
     return torch.where(flip, (labels + shift) % num_classes, labels).to(labels.dtype)
 
 
-def _stack_linear_layers(models: Sequence[nn.Sequential]) -> list[int]:
-    """Check that ``models`` share one Linear/parameter-free architecture; Linear indices."""
-    check_min_length("models", models, 1, "networks")
-    template = models[0]
-    check_type("models[0]", template, nn.Sequential)
-    linear = []
-    for i, layer in enumerate(template):
-        if isinstance(layer, nn.Linear):
-            if layer.bias is None:
-                raise ValueError(f"models: Linear layer {i} must have a bias")
-            linear.append(i)
-        elif any(True for _ in layer.parameters()):
-            raise ValueError(f"models: layer {i} ({type(layer).__name__}) has parameters; only "
-                             "nn.Linear and parameter-free elementwise layers are supported")
-    if not linear:
-        raise ValueError("models must contain at least one nn.Linear layer")
-    for r, model in enumerate(models):
-        if not isinstance(model, nn.Sequential) or len(model) != len(template) or any(
-                type(a) is not type(b) or (isinstance(a, nn.Linear) and a.weight.shape
-                                           != b.weight.shape)
-                for a, b in zip(model, template, strict=True)):
-            raise ValueError(f"models[{r}] must have the same layers and shapes as models[0]")
-    return linear
+def _forward_corrected(log_probs: torch.Tensor, labels: torch.Tensor,
+                       rate: torch.Tensor | float) -> torch.Tensor:
+    """Per-row forward-corrected NLL from log-probabilities (no checks: safe under vmap)."""
+    k = log_probs.shape[-1]
+    rate = torch.as_tensor(rate, dtype=log_probs.dtype)
+    keep = 1.0 - rate * k / (k - 1)  # (1 - r) - r/(k - 1): the weight of p on its own label
+    log_label = log_probs.gather(-1, labels[..., None].long())[..., 0]
+    return -torch.logaddexp(torch.log(keep) + log_label, torch.log(rate / (k - 1)))
 
 
-def train_stacked_mlps(
-    models: Sequence[nn.Sequential],
-    X: torch.Tensor,
-    targets: torch.Tensor,
-    *,
-    steps: int,
-    lr: float,
-    weight_decay: float | Sequence[float] = 0.0,
-    record_at: Iterable[int] = (),
-    on_record: Callable[[Callable[[torch.Tensor], torch.Tensor]],
-                        Mapping[str, torch.Tensor]] | None = None,
-) -> dict[str, list]:
-    r"""Train ``R`` networks of one architecture at once by full-batch gradient descent, each
-    on its own target distributions.
+def forward_corrected_cross_entropy(logits: torch.Tensor, labels: torch.Tensor,
+                                    rate: float) -> torch.Tensor:
+    r"""Mean negative log-likelihood of noisy labels under symmetric label noise at ``rate``.
 
-    Network :math:`r` minimises its mean soft-target cross-entropy plus weight decay,
+    The model's clean probabilities :math:`p = \operatorname{softmax}(z)` are pushed through
+    the noise of :func:`corrupt_labels` (the notes' noise model: a label is kept with
+    probability :math:`1-r` and replaced by each other class with probability
+    :math:`r/(k-1)`), and the recorded label :math:`\tilde y` is scored under the result:
 
     .. math::
-        -\frac{1}{n}\sum_{i=1}^{n}\sum_{j=1}^{k} Q_{rij}\,
-        \log\operatorname{softmax}\bigl(f_r(x_i)\bigr)_j ,
-        \qquad \theta_r \leftarrow \theta_r - \eta\,(\nabla_{\theta_r} + \lambda_r \theta_r),
+        \ell(z, \tilde y) = -\log\Bigl[(1-r)\,p_{\tilde y}
+        + \frac{r}{k-1}\,(1 - p_{\tilde y})\Bigr],
 
-    which is exactly what :func:`dlnotes.training.train_classifier` does with
-    ``batch_size=n``, ``weight_decay=λ_r`` and ``objective=loss_objective(...)`` of
-    :func:`smoothed_cross_entropy` (the tests check it). Stacking the ``R`` weight matrices
-    of each layer into one batched product is what makes the chapter's 51-network sweeps
-    affordable on one CPU thread. The trained parameters are written back into ``models``.
+    the *forward correction* of Patrini et al. (2017) for a known symmetric transition matrix.
+    Its expected value over the noise is minimised by the *clean* posterior (chapter 5 derives
+    it), and each example's loss is at most :math:`-\log\frac{r}{k-1}`: a wrong label can
+    pull only so hard. Computed with ``logaddexp`` from ``log_softmax``, finite at any logits;
+    ``rate = 0`` is the ordinary cross-entropy.
 
     Parameters
     ----------
-    models
-        ``R`` ≥ 1 ``nn.Sequential`` networks with identical layers: ``nn.Linear`` (with bias)
-        and parameter-free elementwise modules such as ``nn.ReLU``
-        (:func:`dlnotes.training.mlp` builds them).
-    X
-        Inputs of shape ``(n, d)``, shared by all networks.
-    targets
-        Shape ``(R, n, k)``: one target distribution per network and example (rows ≥ 0
-        summing to 1), e.g. stacked :func:`smooth_targets` of each network's labels.
-    steps
-        Number of gradient steps, ≥ 1.
-    lr
-        Step size, > 0.
-    weight_decay
-        One λ ≥ 0 for all networks or a sequence of ``R`` of them (applied to all parameters,
-        as ``torch.optim.SGD`` does).
-    record_at
-        Steps (counted from 1, at most ``steps``) after which ``on_record`` is called.
-    on_record
-        ``on_record(logits_of) -> {name: tensor of shape (R,)}``; ``logits_of(Z)`` returns the
-        ``(R, m, k)`` logits of all networks on inputs ``Z`` of shape ``(m, d)``. ``models``
-        hold the current parameters when it is called (under ``torch.no_grad``).
+    logits
+        Floating tensor of shape ``(n, k)``.
+    labels
+        The recorded (possibly wrong) class indices, shape ``(n,)``.
+    rate
+        The noise rate :math:`r` in :math:`[0, (k-1)/k)` (at :math:`(k-1)/k` the recorded label
+        carries no information).
 
     Returns
     -------
-    dict
-        ``"step"``: the recorded steps in increasing order; for each name ``on_record``
-        returns, a list of ``(R,)`` tensors, one per recorded step.
+    torch.Tensor
+        Scalar, the mean over the rows.
 
     Raises
     ------
     ValueError
-        For models that differ in architecture, targets that are not distributions, or a bad value.
+        For a rate outside :math:`[0, (k-1)/k)`, or as :func:`smoothed_cross_entropy`.
     """
-    linear = _stack_linear_layers(models)
-    R = len(models)
-    first, last = models[0][linear[0]], models[0][linear[-1]]
-    check_float_tensor("X", X, 2)
-    check_dim_size("X", X, 1, first.in_features, "columns (the first layer's in_features)")
-    check_float_tensor("targets", targets, 3)
-    check_shape("targets", targets, (R, X.shape[0], last.out_features),
-                "(networks, examples, classes)")
-    check_distribution_rows("targets", targets, atol=1e-4)
-    check_int_at_least("steps", steps, 1)
-    check_positive("lr", lr)
-    decays = per_replica("weight_decay", weight_decay, R, check_nonnegative)
-    record = sorted(set(record_at))
-    for step in record:
-        check_int_in_range("record_at entries", step, 1, steps)
+    k = _check_scores("logits", logits, labels)
+    check_in_range("rate", rate, 0.0, (k - 1) / k)
+    return _forward_corrected(F.log_softmax(logits, dim=1), labels, float(rate)).mean()
 
-    dtype = first.weight.dtype
-    weights = [torch.stack([m[i].weight.detach().T for m in models]).contiguous()
-               for i in linear]
-    biases = [torch.stack([m[i].bias.detach()[None] for m in models]).contiguous()
-              for i in linear]
-    params = [p.requires_grad_(True) for p in weights + biases]
-    lam = torch.tensor(decays, dtype=dtype)[:, None, None]
-    X, Q = X.to(dtype), targets.to(dtype)
 
-    def logits_of(Z: torch.Tensor) -> torch.Tensor:
-        h, w = Z.to(dtype), iter(zip(weights, biases, strict=True))
-        for layer in models[0]:
-            if isinstance(layer, nn.Linear):
-                weight, bias = next(w)
-                h = h @ weight + bias
-            else:
-                h = layer(h)
-        return h
+def label_noise_objective(model: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor,
+                          labels: torch.Tensor, *, eps: torch.Tensor | float = 0.0,
+                          rate: torch.Tensor | float = 0.0) -> torch.Tensor:
+    r"""The training loss of chapter 5's label-noise experiments, for
+    :func:`dlnotes.training.fit_replicas`.
 
-    def write_back() -> None:
-        for j, i in enumerate(linear):
-            for r, model in enumerate(models):
-                model[i].weight.copy_(weights[j][r].T)
-                model[i].bias.copy_(biases[j][r, 0])
+    With ``rate > 0`` it is :func:`forward_corrected_cross_entropy` at that rate; otherwise the
+    smoothed cross-entropy in the notes' convention (``"others"``, :func:`smoothed_cross_entropy`)
+    with ``eps`` (0: hard targets). ``eps`` and ``rate`` may be per-replica tensors
+    (``replica_kwargs``); nothing here reads a tensor's value, so it runs under
+    :func:`torch.func.vmap`. Arguments are not checked: the tests check it against the two
+    checked functions.
 
-    history: dict[str, list] = {"step": []}
-    for step in range(1, steps + 1):
-        loss = -(Q * F.log_softmax(logits_of(X), dim=2)).sum(dim=2).mean(dim=1).sum()
-        grads = torch.autograd.grad(loss, params)
-        with torch.no_grad():
-            for p, grad in zip(params, grads, strict=True):
-                p -= lr * (grad + lam * p)
-            if step in record and on_record is not None:
-                write_back()
-                history["step"].append(step)
-                for name, value in on_record(logits_of).items():
-                    history.setdefault(name, []).append(torch.as_tensor(value).detach())
-    with torch.no_grad():
-        write_back()
-    return history
+    Parameters
+    ----------
+    model
+        Maps inputs ``(n, d)`` to logits ``(n, k)``.
+    X, labels
+        A batch of inputs and (recorded) labels.
+    eps
+        Smoothing strength in the ``"others"`` convention, used where ``rate`` is 0.
+    rate
+        Assumed symmetric noise rate of the forward correction, 0 for none.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar, the mean over the batch.
+    """
+    log_probs = F.log_softmax(model(X), dim=-1)
+    k = log_probs.shape[-1]
+    eps = torch.as_tensor(eps, dtype=log_probs.dtype)
+    rate = torch.as_tensor(rate, dtype=log_probs.dtype)
+    log_label = log_probs.gather(-1, labels[..., None].long())[..., 0]
+    others = (log_probs.sum(-1) - log_label) / (k - 1)
+    smoothed = -((1.0 - eps) * log_label + eps * others)
+    return torch.where(rate > 0, _forward_corrected(log_probs, labels, rate), smoothed).mean()
+
+
+class WeightNormTracker:
+    """Each replica's norm of its weight matrices, during :func:`dlnotes.training.fit_replicas`.
+
+    Pass the tracker as ``after_backward``: it keeps a reference to the stacked parameters
+    (updated in place by every step), so a ``callback`` can call :meth:`norms` at a record.
+    Biases are left out (``"…weight"`` entries with a replica and two matrix dimensions).
+    """
+
+    def __init__(self) -> None:
+        self.params: dict[str, torch.Tensor] | None = None
+
+    def __call__(self, params: dict[str, torch.Tensor]) -> None:
+        self.params = params
+
+    def norms(self) -> torch.Tensor:
+        """Shape ``(R,)``: the Euclidean norm of all weight matrices of each replica.
+
+        Raises
+        ------
+        RuntimeError
+            Before the first training step (no parameters seen yet).
+        """
+        if self.params is None:
+            raise RuntimeError("WeightNormTracker.norms: no training step has run yet")
+        weights = [p.detach() for name, p in self.params.items()
+                   if name.endswith("weight") and p.ndim == 3]
+        return torch.stack([w.flatten(1).pow(2).sum(1) for w in weights]).sum(0).sqrt()
 
 
 class CalibrationBins(NamedTuple):

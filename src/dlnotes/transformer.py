@@ -17,7 +17,8 @@ or not (``"masked_batch"``): chapter 6 compares the three.
 model) sit on top of it. Their ``forward(tokens, padding_mask=None, *, causal=False)`` takes
 the mask positionally, as :func:`dlnotes.training.fit_replicas`'s callbacks call models.
 :func:`sequence_task` generates the tiny variable-length classification tasks the book trains
-in seconds, and :func:`mask_tokens` the inputs and targets of a masked language model.
+in seconds; the inputs and targets of a masked language model come from
+:func:`dlnotes.self_supervised.bert_mask`.
 
 Conventions shared by everything here:
 
@@ -86,7 +87,6 @@ __all__ = [
     "masked_mean",
     "sinusoidal_positions",
     "sequence_task",
-    "mask_tokens",
 ]
 
 NORMS = ("layer", "batch", "masked_batch")
@@ -777,7 +777,8 @@ class SequenceClassifier(nn.Module):
 class TokenPredictor(nn.Module):
     r"""An :class:`Encoder` and a per-token vocabulary head: masked (or causal) language model.
 
-    :math:`\mathrm{logits}_{bt} = W h_{bt} + c`, shape ``(B, T, vocab_size)``. With
+    :math:`\mathrm{logits}_{bt} = W h_{bt} + c`, shape ``(B, T, vocab_size)`` (or at chosen
+    positions only, see :meth:`forward`). With
     ``tie_weights=True`` :math:`W` is the encoder's token embedding matrix :math:`E_{tok}`
     itself (Press & Wolf, 2017; BERT does the same), so the head adds only the bias ``c``;
     otherwise it is a separate ``Linear(d_model, vocab_size)``.
@@ -810,9 +811,14 @@ class TokenPredictor(nn.Module):
                 self.output = nn.Linear(encoder.d_model, encoder.vocab_size)
 
     def forward(self, tokens: torch.Tensor, padding_mask: torch.Tensor | None = None,
-                *, causal: bool = False) -> torch.Tensor:
-        """Vocabulary logits ``(B, T, vocab_size)`` at every position of ``tokens``."""
+                *, causal: bool = False, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """Vocabulary logits ``(B, T, vocab_size)`` at every position of ``tokens``, or
+        ``(K, vocab_size)`` at the ``K`` flat (row-major) indices ``positions`` into the
+        ``B·T`` positions only: a masked language model's loss needs them at the masked ones."""
         h = self.encoder(tokens, padding_mask, causal=causal)
+        if positions is not None:
+            check_tensor("positions", positions, 1)
+            h = h.reshape(-1, h.shape[-1])[positions]
         if self.tie_weights:
             # the embedding matrix is used directly: no second parameter to keep tied
             return F.linear(h, self.encoder.token_embedding.weight, self.output_bias)
@@ -933,65 +939,3 @@ def sequence_task(
             tokens[rows, j[labels == 1]] = tokens[rows, i[labels == 1]]
     padding_mask = positions[None] >= lengths[:, None]
     return tokens.masked_fill(padding_mask, pad_id).long(), padding_mask, labels.long()
-
-
-def mask_tokens(
-    tokens: torch.Tensor,
-    padding_mask: torch.Tensor,
-    *,
-    mask_id: int,
-    first_regular_id: int,
-    vocab_size: int,
-    generator: torch.Generator,
-    rate: float = 0.15,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs and targets of a masked language model, with BERT's 80/10/10 corruption.
-
-    Each real token (not padding, id ≥ ``first_regular_id``) is selected with probability
-    ``rate``. A selected token becomes ``mask_id`` with probability 0.8, a random regular id
-    (uniform on ``[first_regular_id, vocab_size)``) with probability 0.1, and stays as it is
-    with probability 0.1 (Devlin et al., 2019). Targets are the original ids at the selected
-    positions and -100 elsewhere (``F.cross_entropy``'s default ``ignore_index``).
-
-    Parameters
-    ----------
-    tokens
-        ``(B, T)`` integer ids.
-    padding_mask
-        Boolean ``(B, T)``, True at padding.
-    mask_id
-        Id of the ``[MASK]`` token, in ``[0, first_regular_id)``.
-    first_regular_id
-        Ids below it are special (padding, mask, …) and never selected nor drawn (≥ 1).
-    vocab_size
-        Number of ids (> ``first_regular_id``).
-    generator
-        The ``torch.Generator`` every draw comes from.
-    rate
-        Selection probability, in (0, 1].
-
-    Returns
-    -------
-    inputs, targets
-        Two ``(B, T)`` int64 tensors.
-
-    Raises
-    ------
-    ValueError
-        For malformed ``tokens`` or ``padding_mask``, or an id or ``rate`` out of range.
-    """
-    check_int_at_least("first_regular_id", first_regular_id, 1)
-    check_int_at_least("vocab_size", vocab_size, first_regular_id + 1)
-    check_integer_array("tokens", tokens, 2, low=0, high=vocab_size)
-    _check_padding_mask(padding_mask, tuple(tokens.shape))
-    check_int_in_range("mask_id", mask_id, 0, first_regular_id - 1)  # a special id
-    check_in_range("rate", rate, 0.0, 1.0, low_inclusive=False, high_inclusive=True)
-    tokens = tokens.long()
-    candidate = ~padding_mask & (tokens >= first_regular_id)
-    selected = candidate & (torch.rand(tokens.shape, generator=generator) < rate)
-    action = torch.rand(tokens.shape, generator=generator)
-    random_ids = torch.randint(first_regular_id, vocab_size, tokens.shape, generator=generator)
-    inputs = torch.where(selected & (action < 0.8), mask_id, tokens)
-    inputs = torch.where(selected & (action >= 0.8) & (action < 0.9), random_ids, inputs)
-    targets = torch.where(selected, tokens, -100)
-    return inputs, targets
