@@ -1,9 +1,12 @@
-"""dlnotes.em against scikit-learn, SciPy, brute-force maximisation and hand-made E steps.
+"""dlnotes.em against scikit-learn, hmmlearn, SciPy, brute force and hand-made E steps.
 
 Each reference is computed independently of the module: scikit-learn's GaussianMixture and
-KMeans from the same start, SciPy's densities, a grid search refined by Nelder-Mead.
+KMeans and hmmlearn's CategoricalHMM from the same start, SciPy's densities, a grid search
+refined by Nelder-Mead, the enumeration of every hidden path, and finite-difference
+information matrices.
 """
 
+import itertools
 import math
 import warnings
 
@@ -20,12 +23,15 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
 from dlnotes.em import (
-    _logsumexp,
+    baum_welch,
     fixed_variance_em,
     gaussian_mixture_elbo,
     gaussian_mixture_em,
+    gaussian_mixture_em_jacobian,
     gaussian_mixture_posterior,
+    hmm_log_likelihood,
     kmeans,
+    pack_mixture,
     two_coin_em,
     two_coin_log_likelihood,
 )
@@ -270,19 +276,145 @@ def test_fixed_variance_em_is_finite_for_tiny_variances():
     assert np.isfinite(soft_means).all() and np.allclose(resp.sum(axis=1), 1.0)
 
 
+# ------------------------------------------------------------------------- the EM rate
+
+
+def one_dimensional_mixture():
+    rng = np.random.default_rng(3)
+    X = np.concatenate([rng.normal(0.0, 1.0, 60), rng.normal(2.5, 0.7, 40)])[:, None]
+    start = (np.array([[-0.5], [2.0]]), np.array([[[1.0]], [[1.0]]]), np.array([0.5, 0.5]))
+    return X, gaussian_mixture_em(X, *start, 3000)[:3]
+
+
+def finite_difference_hessian(f, theta, h=1e-4):
+    p = theta.size
+    H = np.empty((p, p))
+    for i, j in itertools.product(range(p), repeat=2):
+        e_i, e_j = np.eye(p)[i] * h, np.eye(p)[j] * h
+        H[i, j] = (f(theta + e_i + e_j) - f(theta + e_i - e_j) - f(theta - e_i + e_j)
+                   + f(theta - e_i - e_j)) / (4 * h * h)
+    return H
+
+
+def test_em_jacobian_is_the_fraction_of_missing_information():
+    # Dempster et al. (1977): DM = I - I_c^{-1} I_obs at a fixed point, with I_obs the
+    # Hessian of -log-likelihood and I_c that of -Q(. | theta*), both by finite differences.
+    X, (means, covs, weights) = one_dimensional_mixture()
+    theta = pack_mixture(means, covs, weights)
+    q = gaussian_mixture_posterior(X, means, covs, weights)[0]
+
+    def unpack(v):
+        return (v[:2, None], v[2:4, None, None], np.array([v[4], 1.0 - v[4]]))
+
+    def loglik(v):
+        return gaussian_mixture_posterior(X, *unpack(v))[1].sum()
+
+    def expected_complete(v):  # Q(v | theta*) up to the entropy of q, which is constant
+        return gaussian_mixture_elbo(X, *unpack(v), q) * len(X)
+
+    observed = -finite_difference_hessian(loglik, theta)
+    complete = -finite_difference_hessian(expected_complete, theta)
+    from_information = np.eye(5) - np.linalg.solve(complete, observed)
+    jacobian = gaussian_mixture_em_jacobian(X, means, covs, weights)
+    assert np.abs(jacobian - from_information).max() < 1e-4
+    eigenvalues = np.linalg.eigvals(jacobian)
+    assert np.abs(eigenvalues.imag).max() < 1e-8
+    assert (eigenvalues.real > -1e-8).all() and (eigenvalues.real < 1).all()
+
+
+def test_largest_eigenvalue_of_the_em_jacobian_is_the_observed_rate():
+    X, start = iris_start(3, 14)[0], iris_start(3, 14)[1:]
+    fixed = gaussian_mixture_em(X, *start, 3000)[:3]
+    rate = max(abs(np.linalg.eigvals(gaussian_mixture_em_jacobian(X, *fixed))))
+    path = [pack_mixture(*start)]
+    params = start
+    for _ in range(60):
+        params = gaussian_mixture_em(X, *params, 1)[:3]
+        path.append(pack_mixture(*params))
+    steps = np.linalg.norm(np.diff(path, axis=0), axis=1)
+    late = (steps > 1e-9) & (steps < 1e-4)  # past the transient, above rounding
+    assert late.sum() >= 5
+    assert np.abs(steps[1:][late[1:]] / steps[:-1][late[1:]] - rate).max() < 2e-3
+
+
+# ------------------------------------------------------------------- hidden Markov models
+
+
+def random_hmm(k, m, seed):
+    rng = np.random.default_rng(seed)
+    return (rng.dirichlet(np.ones(k)), rng.dirichlet(np.ones(k), size=k),
+            rng.dirichlet(np.ones(m), size=k))
+
+
+def sample_hmm(start, transition, emission, T, seed):
+    rng = np.random.default_rng(seed)
+    state, obs = rng.choice(len(start), p=start), []
+    for _ in range(T):
+        obs.append(rng.choice(emission.shape[1], p=emission[state]))
+        state = rng.choice(len(start), p=transition[state])
+    return np.array(obs)
+
+
+def brute_force_log_likelihood(start, transition, emission, obs):
+    total = 0.0
+    for path in itertools.product(range(len(start)), repeat=len(obs)):
+        p = start[path[0]] * emission[path[0], obs[0]]
+        for t in range(1, len(obs)):
+            p *= transition[path[t - 1], path[t]] * emission[path[t], obs[t]]
+        total += p
+    return math.log(total)
+
+
+@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 7), st.integers(0, 10_000))
+@settings(max_examples=60, deadline=None)
+def test_forward_algorithm_equals_the_sum_over_every_hidden_path(k, m, T, seed):
+    start, transition, emission = random_hmm(k, m, seed)
+    obs = np.random.default_rng(seed + 1).integers(0, m, T)
+    assert hmm_log_likelihood(start, transition, emission, obs) == pytest.approx(
+        brute_force_log_likelihood(start, transition, emission, obs), rel=1e-12, abs=1e-12)
+
+
+def test_forward_algorithm_does_not_underflow_and_knows_impossible_sequences():
+    start, transition, emission = random_hmm(3, 5, 0)
+    long = np.random.default_rng(1).integers(0, 5, 20_000)
+    assert -np.inf < hmm_log_likelihood(start, transition, emission, long) < -20_000
+    never_emits_4 = np.hstack([emission[:, :4] / emission[:, :4].sum(1, keepdims=True),
+                               np.zeros((3, 1))])
+    assert hmm_log_likelihood(start, transition, never_emits_4, [0, 4, 1]) == -np.inf
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_baum_welch_equals_hmmlearn_from_the_same_start(seed):
+    from hmmlearn.hmm import CategoricalHMM
+
+    k, m = 2 + seed % 2, 4
+    obs = sample_hmm(*random_hmm(k, m, seed + 10), 150, seed)
+    start = random_hmm(k, m, seed + 20)
+    ours = baum_welch(obs, *start, 40)
+    reference = CategoricalHMM(k, init_params="", params="ste", n_iter=40, tol=-np.inf)
+    reference.startprob_, reference.transmat_, reference.emissionprob_ = start
+    reference.n_features = m
+    reference.fit(obs[:, None])
+    for a, b in zip(ours[:3], (reference.startprob_, reference.transmat_,
+                               reference.emissionprob_), strict=True):
+        assert np.abs(a - b).max() < 1e-10
+    assert np.abs(ours[3][:-1] - np.asarray(reference.monitor_.history)).max() < 1e-8
+    assert ours[3][-1] == pytest.approx(reference.score(obs[:, None]), abs=1e-8)
+
+
+@given(st.integers(1, 3), st.integers(2, 5), st.integers(2, 60), st.integers(0, 10_000))
+@settings(max_examples=40, deadline=None)
+def test_baum_welch_never_decreases_the_log_likelihood(k, m, T, seed):
+    obs = np.random.default_rng(seed).integers(0, m, T)
+    *_, loglik = baum_welch(obs, *random_hmm(k, m, seed + 1), 15)
+    assert loglik.shape == (16,)
+    assert np.diff(loglik).min() > -1e-9 * abs(loglik[0])
+    assert loglik[0] == pytest.approx(hmm_log_likelihood(*random_hmm(k, m, seed + 1), obs))
+
+
 # --------------------------------------------------------------------------- bad inputs
 
 X3, M3, C3, W3 = blobs(20, 2, 3, 0)
-
-
-@given(st.integers(1, 6), st.integers(1, 6), st.integers(0, 10_000), st.floats(1e-3, 1e3))
-@settings(max_examples=50, deadline=None)
-def test_log_sum_exp_matches_scipy_and_is_minus_infinity_on_empty_rows(n, k, seed, scale):
-    a = np.random.default_rng(seed).normal(size=(n, k)) * scale
-    a[0] = -np.inf
-    for axis in (0, 1):
-        assert np.allclose(_logsumexp(a, axis), logsumexp(a, axis=axis), rtol=1e-13, atol=0.0)
-    assert _logsumexp(a, 1)[0] == -np.inf
 
 
 @pytest.mark.parametrize(
@@ -313,6 +445,15 @@ def test_log_sum_exp_matches_scipy_and_is_minus_infinity_on_empty_rows(n, k, see
         (lambda: kmeans(X3, M3[:, :1], 3), "means"),
         (lambda: kmeans(X3, M3, -2), "n_iter"),
         (lambda: fixed_variance_em(X3, M3, 0.0, 3), "variance"),
+        (lambda: hmm_log_likelihood([0.5, 0.5], np.eye(2), np.eye(2), [0, 2]), "observations"),
+        (lambda: hmm_log_likelihood([0.5, 0.5], np.eye(3), np.eye(2), [0, 1]), "transition"),
+        (lambda: hmm_log_likelihood([0.5, 0.5], np.eye(2), np.ones((2, 2)), [0]), "emission"),
+        (lambda: hmm_log_likelihood([0.5, 0.5], np.eye(2), np.eye(2), [0.0, 1.0]),
+         "observations must be an array of integers"),
+        (lambda: baum_welch([0], [0.5, 0.5], np.eye(2), np.eye(2), 3), "observations"),
+        (lambda: baum_welch([0, 1], [1.0, 0.0], np.eye(2), np.eye(2), 3), "impossible"),
+        (lambda: baum_welch([0, 1], [0.5, 0.5], np.eye(2), np.eye(2), -1), "n_iter"),
+        (lambda: gaussian_mixture_em_jacobian(X3, M3, C3, W3, step=0.0), "step"),
     ],
     ids=[
         "heads-above-tosses", "zero-tosses", "count-shapes", "no-sets", "theta-a-one",
@@ -321,7 +462,9 @@ def test_log_sum_exp_matches_scipy_and_is_minus_infinity_on_empty_rows(n, k, see
         "weights-not-summing-to-one", "zero-weight", "negative-definite-covariance",
         "asymmetric-covariance", "nan-in-X", "float-n-iter", "negative-reg-covar",
         "q-rows-not-summing-to-one", "q-wrong-shape", "kmeans-wrong-width",
-        "kmeans-negative-n-iter", "zero-variance",
+        "kmeans-negative-n-iter", "zero-variance", "symbol-out-of-range",
+        "transition-wrong-shape", "emission-not-distributions", "float-symbols",
+        "one-observation", "impossible-start", "bw-negative-n-iter", "zero-step",
     ],
 )
 def test_bad_input_raises_value_error_naming_the_argument(call, argument):

@@ -10,19 +10,20 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
-from torch import nn
 
 from dlnotes.estimators import (
     BernoulliVAE,
+    categorical_gradient_estimates,
     categorical_gradient_samples,
-    fit_full_batch,
     gaussian_gradient_samples,
     gumbel_max,
     gumbel_noise,
     gumbel_softmax,
+    reinforce_accuracy_loss,
     score_function_gradient,
     vae_objective,
 )
+from dlnotes.training import fit, fit_replicas
 
 LOGITS = torch.tensor([1.0, 0.5, 0.0, -0.5, -2.0], dtype=torch.float64)
 VALUES = torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0], dtype=torch.float64)
@@ -185,6 +186,45 @@ def test_gumbel_softmax_gradient_is_biased_at_high_temperature_and_not_at_low():
     assert bias[0.05] < 0.05 < 0.2 < bias[5.0]
 
 
+def test_categorical_estimates_score_and_leave_one_out_are_unbiased():
+    exact = exact_gradient(VALUES, LOGITS)
+    est = categorical_gradient_estimates(VALUES, LOGITS, 4, 40_000, tau=1.0, generator=gen(30))
+    for name in ("score", "score-loo"):
+        mean, se = est[name].mean(0), est[name].std(0) / math.sqrt(40_000)
+        assert bool(((mean - exact).abs() < 4 * se + 1e-12).all()), name
+    assert float(est["score-loo"].var(0).sum()) < float(est["score"].var(0).sum())
+
+
+def test_categorical_estimates_match_a_loop_over_the_same_noise():
+    S, R, tau = 3, 5, 0.7
+    est = categorical_gradient_estimates(VALUES, LOGITS, S, R, tau=tau, generator=gen(31))
+    noise = gumbel_noise((R, S, 5), generator=gen(31))
+    p = torch.softmax(LOGITS, 0)
+    for r in range(R):
+        idx = [int((LOGITS + noise[r, s]).argmax()) for s in range(S)]
+        loo = [(sum(VALUES[i] for i in idx) - VALUES[i]) / (S - 1) for i in idx]
+        score_loo = sum((VALUES[i] - b) * (F.one_hot(torch.tensor(i), 5).double() - p)
+                        for i, b in zip(idx, loo, strict=True)) / S
+        y = torch.softmax((LOGITS + noise[r]) / tau, -1)  # (S, k)
+        closed = (y * (VALUES - (y @ VALUES)[:, None]) / tau).mean(0)  # d(v.y)/da, averaged
+        assert torch.allclose(est["score-loo"][r], score_loo, atol=1e-12)
+        assert torch.allclose(est["gumbel-softmax"][r], closed, atol=1e-12)
+
+
+def test_reinforce_accuracy_loss_estimates_the_gradient_of_the_expected_accuracy():
+    g = gen(32)
+    X = torch.randn(30, 3, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 4, (30,), generator=g)
+    W = (0.5 * torch.randn(3, 4, generator=g, dtype=torch.float64)).requires_grad_(True)
+    (exact,) = torch.autograd.grad(torch.softmax(X @ W, 1).gather(1, y[:, None]).mean(), W)
+    noise = gumbel_noise((4000, 30, 4), generator=g)  # 4000 independent estimates at once
+    for baseline in (False, True):
+        losses = torch.func.vmap(
+            lambda n, b=baseline: reinforce_accuracy_loss(X @ W, y, n, baseline=b))(noise)
+        (total,) = torch.autograd.grad(-losses.mean(), W)
+        assert (total - exact).abs().max() < 0.1 * exact.abs().max(), baseline
+
+
 # ------------------------------------------------------------------------------- the VAE
 
 
@@ -194,7 +234,7 @@ def tiny_vae_data():
 
 
 def test_vae_elbo_is_the_bernoulli_log_likelihood_minus_the_exact_kl():
-    vae = BernoulliVAE(6, 2, 5, seed=0).double()
+    vae = BernoulliVAE(6, 2, 5, seed=0)
     x = tiny_vae_data()
     _, elbo = vae_objective(vae, x, estimator="reparameterised", generator=gen(14))
     mu, log_sigma = vae.encode(x)
@@ -208,7 +248,7 @@ def test_vae_elbo_is_the_bernoulli_log_likelihood_minus_the_exact_kl():
 
 
 def test_both_vae_estimators_have_the_same_expected_gradient():
-    vae = BernoulliVAE(6, 2, 5, seed=1).double()
+    vae = BernoulliVAE(6, 2, 5, seed=1)
     x = tiny_vae_data()
     means = {}
     for estimator in ("reparameterised", "score"):
@@ -223,9 +263,25 @@ def test_both_vae_estimators_have_the_same_expected_gradient():
     assert diff < 0.1 * means["reparameterised"].norm()
 
 
+def test_both_vae_estimators_with_several_samples_have_the_same_expected_gradient():
+    vae = BernoulliVAE(6, 2, 5, seed=3)
+    x = tiny_vae_data()
+    means = {}
+    for estimator in ("reparameterised", "score"):
+        g = gen(18)
+        total = [torch.zeros_like(p) for p in vae.encoder.parameters()]
+        for _ in range(200):
+            surrogate, _ = vae_objective(vae, x, estimator=estimator, samples=4, generator=g)
+            grads = torch.autograd.grad(surrogate, list(vae.encoder.parameters()))
+            total = [t + gr / 200 for t, gr in zip(total, grads, strict=True)]
+        means[estimator] = torch.cat([t.reshape(-1) for t in total])
+    diff = (means["reparameterised"] - means["score"]).norm()
+    assert diff < 0.1 * means["reparameterised"].norm()
+
+
 def test_training_a_vae_raises_the_elbo():
     x = tiny_vae_data()
-    vae = BernoulliVAE(6, 2, 8, seed=2).double()
+    vae = BernoulliVAE(6, 2, 8, seed=2)
 
     def mean_elbo():
         g = gen(17)
@@ -234,21 +290,31 @@ def test_training_a_vae_raises_the_elbo():
 
     before = mean_elbo()
     g = gen(16)
-    fit_full_batch(vae, lambda m: vae_objective(m, x, estimator="reparameterised",
-                                                generator=g)[0], steps=200, lr=0.02)
+    fit(vae, lambda m, eps: m(x, eps)[0], lambda gr: (torch.randn(40, 2, generator=gr,
+                                                                   dtype=torch.float64),),
+        steps=200, optimizer="adam", lr=0.02, generator=g)
     assert mean_elbo() > before + 0.2
 
 
-def test_fit_full_batch_minimises_a_quadratic_and_records_every_step():
-    model = nn.Linear(1, 1, bias=False)
+def test_vaes_of_both_estimators_side_by_side_equal_separate_runs():
+    x = tiny_vae_data()
 
-    def objective(m):
-        return (m.weight[0, 0] - 3.0) ** 2
+    def draw(g):
+        idx = torch.randint(0, 40, (10,), generator=g)
+        return x[idx], torch.randn(3, 10, 2, generator=g, dtype=torch.float64)
 
-    hist = fit_full_batch(model, objective, steps=300, lr=0.1,
-                          on_step=lambda m: {"w": m.weight[0, 0]})
-    assert len(hist["objective"]) == 300 and len(hist["w"]) == 301
-    assert hist["w"][-1] == pytest.approx(3.0, abs=1e-2)
+    def loss(m, xb, eps, score=0.0):
+        return m(xb, eps, score)
+
+    side = [BernoulliVAE(6, 2, 5, seed=4) for _ in range(2)]
+    fit_replicas(side, loss, draw, generators=[gen(19), gen(19)], steps=30, optimizer="adam",
+                 lr=0.01, replica_kwargs={"score": torch.tensor([0.0, 1.0])})
+    for model, score in zip(side, (0.0, 1.0), strict=True):
+        alone = BernoulliVAE(6, 2, 5, seed=4)
+        fit(alone, loss, draw, steps=30, optimizer="adam", lr=0.01, generator=gen(19),
+            loss_kwargs={"score": score})
+        for a, b in zip(alone.parameters(), model.parameters(), strict=True):
+            assert torch.allclose(a, b, atol=1e-10)
 
 
 @pytest.mark.parametrize(
@@ -274,13 +340,16 @@ def test_fit_full_batch_minimises_a_quadratic_and_records_every_step():
          "x must hold at least 2 rows"),
         (lambda: vae_objective(BernoulliVAE(6, 2, 5), torch.ones(3, 6), estimator="exact"),
          "estimator"),
-        (lambda: fit_full_batch(nn.Linear(1, 1), lambda m: m.weight.sum(), steps=0, lr=0.1),
-         "steps"),
+        (lambda: vae_objective(BernoulliVAE(6, 2, 5), torch.ones(3, 6).double(),
+                               estimator="score", samples=0), "samples"),
+        (lambda: categorical_gradient_estimates(VALUES, LOGITS, 1, 5, tau=1.0), "num_samples"),
+        (lambda: reinforce_accuracy_loss(torch.zeros(1, 3), torch.zeros(1).long(),
+                                         torch.zeros(1, 3)), "logits must hold at least 2"),
     ],
     ids=["no-samples", "nan-logits", "3d-logits", "integer-logits", "zero-tau", "negative-tau",
          "infinite-tau", "shape-mismatch", "nan-baseline", "zero-sigma", "unknown-estimator",
          "categorical-zero-tau", "categorical-batch", "vae-one-row", "vae-unknown-estimator",
-         "zero-steps"],
+         "vae-no-samples", "loo-one-sample", "reinforce-one-row"],
 )
 def test_bad_input_raises_value_error_naming_the_argument(call, argument):
     with pytest.raises(ValueError, match=argument):

@@ -8,7 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import f1_score
 
-from dlnotes.metrics import best_f1_threshold, soft_f1_loss
+from dlnotes.metrics import (
+    best_f1_threshold,
+    bleu_from_statistics,
+    bleu_statistics,
+    corpus_bleu,
+    soft_f1_loss,
+    tokenize_13a,
+)
 
 
 @given(st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=60))
@@ -99,3 +106,101 @@ def test_best_f1_threshold_matches_a_brute_force_search_with_sklearn(seed):
 def test_best_f1_threshold_rejects_bad_input_naming_it(scores, targets, message):
     with pytest.raises(ValueError, match=message):
         best_f1_threshold(scores, targets)
+
+
+# ---------------------------------------------------------------------------------- BLEU
+# sacreBLEU is the reference: installed for the tests, never imported by the package.
+WORDS = ["the", "cat", "sat", "on", "mat", "a", "dog", "ran", "The", "3.5", "1,000", "-",
+         "well-known", "U.S.", "it's", "(quoted)", "&amp;", "&quot;hi&quot;", "<skipped>",
+         "end.", "e.g.,", "$5", "50%", "x/y", "9-5", "#tag", "@you", "{a}", "naïve", "über",
+         "a\n", "-\nbroken"]
+sentences = st.lists(st.sampled_from(WORDS), min_size=0, max_size=12).map(" ".join)
+
+
+def sacrebleu_score(hypotheses, references):
+    import sacrebleu
+
+    return sacrebleu.corpus_bleu(hypotheses, references).score
+
+
+@given(st.lists(sentences, min_size=1, max_size=60).map(" . ".join))
+@settings(max_examples=150, deadline=None)
+def test_tokenize_13a_matches_sacrebleu(line):
+    from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
+
+    assert tokenize_13a(line) == Tokenizer13a()(line)
+
+
+@given(st.integers(1, 8).flatmap(lambda n: st.tuples(
+    st.lists(sentences, min_size=n, max_size=n),
+    st.lists(st.lists(sentences, min_size=n, max_size=n), min_size=1, max_size=3))))
+@settings(max_examples=200, deadline=None)
+def test_corpus_bleu_matches_sacrebleu_on_random_corpora(corpus):
+    hypotheses, references = corpus
+    assert abs(corpus_bleu(hypotheses, references)
+               - sacrebleu_score(hypotheses, references)) < 1e-9
+
+
+def test_corpus_bleu_matches_sacrebleu_with_missing_references_and_partial_matches():
+    hyps = ["the cat sat on the mat .", "a dog ran", "it is well-known that 1,000 > 3.5",
+            "short"]
+    refs = [["the cat sat on a mat.", "a dog ran away", "It is well-known that 1,000 > 3.5 !",
+             "a much longer reference sentence here"],
+            ["there is a cat on the mat", None, "it is well known that 1,000 > 3.5", None]]
+    ours = corpus_bleu(hyps, refs)
+    assert 0 < ours < 100
+    assert abs(ours - sacrebleu_score(hyps, refs)) < 1e-9
+
+
+@given(st.integers(1, 8).flatmap(lambda n: st.tuples(
+    st.lists(sentences, min_size=n, max_size=n),
+    st.lists(st.lists(sentences, min_size=n, max_size=n), min_size=1, max_size=3))))
+@settings(max_examples=100, deadline=None)
+def test_bleu_statistics_are_sacrebleus_segment_statistics(corpus):
+    from sacrebleu.metrics.bleu import BLEU
+
+    hypotheses, references = corpus
+    reference = BLEU()._extract_corpus_statistics(hypotheses, references)
+    assert bleu_statistics(hypotheses, references).tolist() == reference
+
+
+@given(st.lists(st.integers(0, 40), min_size=4, max_size=4),
+       st.lists(st.integers(0, 40), min_size=4, max_size=4), st.integers(0, 60),
+       st.integers(1, 60))
+@settings(max_examples=200, deadline=None)
+def test_bleu_from_statistics_is_sacrebleus_formula(matches, extra, sys_len, ref_len):
+    from sacrebleu.metrics.bleu import BLEU
+
+    totals = [m + e for m, e in zip(matches, extra, strict=True)]
+    ours = bleu_from_statistics([sys_len, ref_len, *matches, *totals])
+    theirs = BLEU.compute_bleu(list(matches), list(totals), sys_len, ref_len,
+                               smooth_method="exp").score
+    assert abs(ours - theirs) < 1e-9
+
+
+def test_corpus_bleu_is_100_for_a_perfect_corpus_and_0_without_any_match():
+    text = ["one two three four five", "six seven eight nine ten eleven"]
+    assert corpus_bleu(text, [text]) == pytest.approx(100.0, abs=1e-12)
+    assert corpus_bleu(["a b c d"], [["e f g h"]]) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("hypotheses", "references", "message"),
+    [("one string", [["a"]], "hypotheses must be a sequence"),
+     (["a", "b"], [["a"]], r"references\[0\] must hold 2 segments"),
+     (["a"], ["a"], r"references\[0\] must be a list or tuple"),
+     (["a"], [[None]], "references of segment 0"),
+     (["a"], [], "references must hold at least 1"),
+     ([], [[]], "hypotheses must hold at least 1")],
+    ids=["one-string", "short-stream", "flat-references", "no-reference", "no-stream", "empty"],
+)
+def test_corpus_bleu_rejects_bad_input_naming_it(hypotheses, references, message):
+    with pytest.raises(ValueError, match=message):
+        corpus_bleu(hypotheses, references)
+
+
+@pytest.mark.parametrize("stats", [[1, 2, 3], [1, 1, 1, 1, 1, 1, 1, 1, 1, -1]],
+                         ids=["too-short", "negative"])
+def test_bleu_from_statistics_rejects_bad_counts(stats):
+    with pytest.raises(ValueError, match="stats"):
+        bleu_from_statistics(stats)

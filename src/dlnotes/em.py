@@ -17,7 +17,11 @@ and the log-likelihood :math:`\log p(x \mid \theta^{(t)})` never decreases (Demp
   (Cholesky factors and log-sum-exp) so that far-away points do not underflow;
 * :func:`kmeans` (Lloyd's algorithm, "hard EM") and :func:`fixed_variance_em` (soft EM for
   equal-weight spherical components of a fixed variance), whose small-variance limit is
-  k-means (Bishop 2006, §9.3.2).
+  k-means (Bishop 2006, §9.3.2);
+* :func:`gaussian_mixture_em_jacobian`: the Jacobian of one EM iteration, whose largest
+  eigenvalue is EM's linear rate (the fraction of missing information);
+* :func:`hmm_log_likelihood` (the forward algorithm) and :func:`baum_welch`: EM for a
+  discrete hidden Markov model (Baum et al. 1970).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy.special import xlogy
+from scipy.special import logsumexp, xlogy
 
 from dlnotes.validation import (
     as_float_array,
@@ -34,6 +38,7 @@ from dlnotes.validation import (
     check_distribution_rows,
     check_in_range,
     check_int_at_least,
+    check_integer_array,
     check_min_length,
     check_nonnegative,
     check_positive,
@@ -51,28 +56,14 @@ __all__ = [
     "gaussian_mixture_em",
     "kmeans",
     "fixed_variance_em",
+    "pack_mixture",
+    "gaussian_mixture_em_jacobian",
+    "hmm_log_likelihood",
+    "baum_welch",
 ]
 
 #: Relative tolerance for "the weights sum to 1" and "the covariance is symmetric".
 _SUM_TOL = 1e-8
-
-
-# ------------------------------------------------------------------------------- helpers
-
-
-def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
-    r"""Stable :math:`\log\sum\exp` along ``axis``; rows that are all :math:`-\infty` give
-    :math:`-\infty`.
-
-    Not ``scipy.special.logsumexp``: SciPy 1.17 sums in another order, which moves the last
-    bits, and chapter 14 still prints differences of rounding size (cells 10, 12 and 13 of its
-    notebook, one of them quoted in the text). Switch to SciPy's when those cells print bounds.
-    """
-    top = np.max(a, axis=axis, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0.0)
-    with np.errstate(divide="ignore"):
-        out = np.log(np.sum(np.exp(a - top), axis=axis, keepdims=True)) + top
-    return np.squeeze(out, axis=axis)
 
 
 # ------------------------------------------------------------------------------ two coins
@@ -132,7 +123,7 @@ def two_coin_log_likelihood(heads: Any, tosses: Any, theta_a: Any, theta_b: Any)
     for name, t in (("theta_a", ta), ("theta_b", tb)):
         check_values_in(name, as_float_array(name, t), 0.0, 1.0)
     both = np.stack([_coin_log_likelihoods(h, n, ta), _coin_log_likelihoods(h, n, tb)])
-    return np.sum(_logsumexp(both, axis=0) + math.log(0.5), axis=-1)
+    return np.sum(logsumexp(both, axis=0) + math.log(0.5), axis=-1)
 
 
 def two_coin_em(
@@ -195,7 +186,7 @@ def two_coin_em(
         if hard:
             w_a = (log_a > log_b) + 0.5 * (log_a == log_b)
         else:
-            w_a = np.exp(log_a - _logsumexp(np.stack([log_a, log_b]), axis=0))
+            w_a = np.exp(log_a - logsumexp(np.stack([log_a, log_b]), axis=0))
         w_b = 1.0 - w_a
         new = []
         for w, old in ((w_a, ta), (w_b, tb)):
@@ -241,7 +232,7 @@ def _e_step(
     X: np.ndarray, means: np.ndarray, chol: np.ndarray, weights: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     log_joint = _log_gaussians(X, means, chol) + np.log(weights)
-    log_lik = _logsumexp(log_joint, axis=1)
+    log_lik = logsumexp(log_joint, axis=1)
     return np.exp(log_joint - log_lik[:, None]), log_lik
 
 
@@ -425,7 +416,7 @@ def _squared_distances(X: np.ndarray, means: np.ndarray) -> np.ndarray:
 
 def _spherical_responsibilities(X: np.ndarray, means: np.ndarray, variance: float) -> np.ndarray:
     logits = -_squared_distances(X, means) / (2.0 * variance)
-    return np.exp(logits - _logsumexp(logits, axis=1)[:, None])
+    return np.exp(logits - logsumexp(logits, axis=1)[:, None])
 
 
 def kmeans(X: Any, means: Any, n_iter: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -515,3 +506,227 @@ def fixed_variance_em(
         means[moved] = (resp.T @ X)[moved] / counts[moved, None]
         resp = _spherical_responsibilities(X, means, float(variance))
     return means, resp
+
+
+# ------------------------------------------------------------- the rate of EM, numerically
+
+
+def pack_mixture(means: Any, covariances: Any, weights: Any) -> np.ndarray:
+    r"""The free parameters of a Gaussian mixture as one vector.
+
+    The means, the upper triangle (diagonal included) of each covariance, and the first
+    :math:`k-1` weights (the last is :math:`1 - \sum` of the others): :math:`kd + kd(d+1)/2
+    + k - 1` numbers, a parametrisation without constraints other than positive definiteness,
+    in which the EM map is a smooth map of a vector (:func:`gaussian_mixture_em_jacobian`).
+    """
+    means, covariances = np.asarray(means, dtype=np.float64), np.asarray(covariances, np.float64)
+    upper = np.triu_indices(means.shape[1])
+    return np.concatenate([means.ravel(), covariances[:, upper[0], upper[1]].ravel(),
+                           np.asarray(weights, dtype=np.float64)[:-1]])
+
+
+def _unpack_mixture(vector: np.ndarray, k: int, d: int):
+    upper = np.triu_indices(d)
+    n_cov = len(upper[0])
+    means = vector[:k * d].reshape(k, d)
+    covariances = np.zeros((k, d, d))
+    covariances[:, upper[0], upper[1]] = vector[k * d:k * d + k * n_cov].reshape(k, n_cov)
+    covariances = covariances + np.triu(covariances, 1).transpose(0, 2, 1)
+    weights = np.append(vector[k * d + k * n_cov:], 1.0 - vector[k * d + k * n_cov:].sum())
+    return means, covariances, weights
+
+
+def gaussian_mixture_em_jacobian(
+    X: Any, means: Any, covariances: Any, weights: Any, *, step: float = 1e-6
+) -> np.ndarray:
+    r"""The Jacobian of one EM iteration :math:`\theta \mapsto M(\theta)` of a Gaussian mixture.
+
+    By central differences in the packed parameters of :func:`pack_mixture`. At a fixed point
+    :math:`\theta^*` of EM, Dempster, Laird & Rubin (1977) show that
+
+    .. math::
+        DM(\theta^*) = I_c^{-1} I_{\mathrm{mis}} = I - I_c^{-1} I_{\mathrm{obs}},
+
+    the *fraction of missing information* (:math:`I_c` the expected complete-data
+    information, :math:`I_{\mathrm{obs}}` the observed one): its eigenvalues lie in
+    :math:`[0, 1)` at a strict local maximum, and the largest one is the rate at which EM
+    approaches :math:`\theta^*`, :math:`\lVert\theta_{t+1}-\theta^*\rVert \approx
+    \lambda_{\max}\lVert\theta_t-\theta^*\rVert`.
+
+    Parameters
+    ----------
+    X, means, covariances, weights
+        As in :func:`gaussian_mixture_posterior`; the point at which to differentiate.
+    step
+        The finite-difference step (> 0), relative to each parameter's scale (at least 1).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(p, p)`` with ``p = len(pack_mixture(means, covariances, weights))``: entry
+        ``(i, j)`` is :math:`\partial M_i / \partial\theta_j`.
+
+    Raises
+    ------
+    ValueError
+        As :func:`gaussian_mixture_posterior`, or for a non-positive ``step``.
+    """
+    X, means, covariances, weights, _ = _check_mixture(X, means, covariances, weights)
+    check_positive("step", step)
+    k, d = means.shape
+    theta = pack_mixture(means, covariances, weights)
+
+    def em_map(vector: np.ndarray) -> np.ndarray:
+        return pack_mixture(*gaussian_mixture_em(X, *_unpack_mixture(vector, k, d), 1)[:3])
+
+    columns = []
+    for j in range(theta.size):
+        h = step * max(1.0, abs(theta[j]))
+        shift = np.zeros_like(theta)
+        shift[j] = h
+        columns.append((em_map(theta + shift) - em_map(theta - shift)) / (2 * h))
+    return np.stack(columns, axis=1)
+
+
+# ------------------------------------------------------------------- hidden Markov models
+
+
+def _check_hmm(
+    start: Any, transition: Any, emission: Any, observations: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    start = as_float_array("start", start, 1, min_rows=1)
+    k = start.shape[0]
+    transition = as_float_array("transition", transition, 2)
+    check_shape("transition", transition, (k, k))
+    emission = as_float_array("emission", emission, 2)
+    check_shape("emission", emission, (k, None), "(one row per state)")
+    for name, p in (("start", start), ("transition", transition), ("emission", emission)):
+        check_distribution_rows(name, p, atol=_SUM_TOL)
+    obs = np.asarray(observations)
+    check_integer_array("observations", obs, 1, low=0, high=emission.shape[1])
+    check_min_length("observations", obs, 1, "symbols")
+    return start, transition, emission, obs
+
+
+def _forward_backward(start, transition, emission, obs):
+    """Scaled forward and backward variables (Rabiner 1989): ``alpha[t]`` is
+    :math:`p(z_t \\mid x_{1..t})`, ``scale[t]`` is :math:`p(x_t \\mid x_{1..t-1})`, and
+    ``alpha * beta`` is the posterior :math:`p(z_t \\mid x_{1..T})`."""
+    T, k = obs.shape[0], start.shape[0]
+    likelihood = emission[:, obs].T  # (T, k): p(x_t | z_t = j)
+    alpha, beta, scale = np.empty((T, k)), np.ones((T, k)), np.empty(T)
+    a = start * likelihood[0]
+    for t in range(T):
+        if t:
+            a = (alpha[t - 1] @ transition) * likelihood[t]
+        scale[t] = a.sum()
+        if scale[t] == 0:
+            return alpha, beta, scale, likelihood
+        alpha[t] = a / scale[t]
+    for t in range(T - 2, -1, -1):
+        beta[t] = transition @ (likelihood[t + 1] * beta[t + 1]) / scale[t + 1]
+    return alpha, beta, scale, likelihood
+
+
+def hmm_log_likelihood(start: Any, transition: Any, emission: Any, observations: Any) -> float:
+    r"""The log-likelihood of a sequence under a discrete hidden Markov model (forward algorithm).
+
+    .. math::
+        \log p(x_{1..T}) = \log\sum_{z_1,\dots,z_T}\pi_{z_1}B_{z_1x_1}\prod_{t=2}^T
+        A_{z_{t-1}z_t}B_{z_tx_t} = \sum_{t=1}^T \log p(x_t \mid x_{1..t-1}),
+
+    computed by the forward recursion :math:`\alpha_t = (\alpha_{t-1}A)\odot B_{\cdot x_t}`
+    in :math:`O(Tk^2)` operations instead of the :math:`k^T` paths, with each
+    :math:`\alpha_t` normalised (its sum is :math:`p(x_t\mid x_{1..t-1})`), so long sequences
+    do not underflow.
+
+    Parameters
+    ----------
+    start
+        Initial state distribution :math:`\pi`, shape ``(k,)``.
+    transition
+        :math:`A_{ij} = p(z_{t+1} = j \mid z_t = i)`, shape ``(k, k)``, rows summing to 1.
+    emission
+        :math:`B_{jm} = p(x_t = m \mid z_t = j)`, shape ``(k, m)``, rows summing to 1.
+    observations
+        Integer symbols in ``[0, m)``, shape ``(T,)``, T ≥ 1.
+
+    Returns
+    -------
+    float
+        :math:`\log p(x_{1..T})`; ``-inf`` if the sequence is impossible.
+
+    Raises
+    ------
+    ValueError
+        For shapes that do not fit together, rows that are not distributions, or symbols out
+        of range.
+    """
+    start, transition, emission, obs = _check_hmm(start, transition, emission, observations)
+    scale = _forward_backward(start, transition, emission, obs)[2]
+    with np.errstate(divide="ignore"):
+        return float(np.log(scale).sum()) if (scale > 0).all() else -math.inf
+
+
+def baum_welch(
+    observations: Any, start: Any, transition: Any, emission: Any, n_iter: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    r"""EM for a discrete hidden Markov model (the Baum–Welch algorithm), from a given start.
+
+    E step (forward–backward): the posteriors of the hidden states,
+    :math:`\gamma_t(i) = p(z_t = i \mid x)`, and of consecutive pairs,
+    :math:`\xi_t(i, j) = p(z_t = i, z_{t+1} = j \mid x)`. M step: the expected counts,
+    normalised,
+
+    .. math::
+        \pi_i = \gamma_1(i), \qquad
+        A_{ij} = \frac{\sum_{t<T}\xi_t(i, j)}{\sum_{t<T}\gamma_t(i)}, \qquad
+        B_{im} = \frac{\sum_{t:\,x_t = m}\gamma_t(i)}{\sum_t\gamma_t(i)} .
+
+    As for every EM, the log-likelihood never decreases (up to rounding). hmmlearn's
+    ``CategoricalHMM(init_params="", tol=-inf, n_iter=n_iter)`` with the same
+    ``startprob_``, ``transmat_`` and ``emissionprob_`` runs the same iterations. A state
+    that receives no expected visits keeps its old rows.
+
+    Parameters
+    ----------
+    observations
+        Integer symbols, shape ``(T,)``, T ≥ 2.
+    start, transition, emission
+        The starting parameters, as in :func:`hmm_log_likelihood`.
+    n_iter
+        Number of iterations, ≥ 0.
+
+    Returns
+    -------
+    start, transition, emission, log_likelihoods
+        The parameters after ``n_iter`` iterations, and :math:`\log p(x)` at the start and
+        after each iteration, shape ``(n_iter + 1,)``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`hmm_log_likelihood`, for fewer than two observations, or if the sequence
+        is impossible under the starting parameters.
+    """
+    start, transition, emission, obs = _check_hmm(start, transition, emission, observations)
+    check_min_length("observations", obs, 2, "symbols")
+    check_int_at_least("n_iter", n_iter, 0)
+    history = []
+    symbols = np.arange(emission.shape[1])[:, None] == obs[None, :]  # (m, T)
+    for t in range(n_iter + 1):
+        alpha, beta, scale, likelihood = _forward_backward(start, transition, emission, obs)
+        if not (scale > 0).all():
+            raise ValueError("observations are impossible under the starting parameters")
+        history.append(float(np.log(scale).sum()))
+        if t == n_iter:
+            break
+        gamma = alpha * beta  # (T, k), rows sum to 1
+        xi = transition * (alpha[:-1].T @ (likelihood[1:] * beta[1:] / scale[1:, None]))
+        visits, leaving = gamma.sum(axis=0), xi.sum(axis=1)
+        start = gamma[0]
+        transition = np.where(leaving[:, None] > 0, xi / np.where(leaving > 0, leaving, 1.0)
+                              [:, None], transition)
+        emission = np.where(visits[:, None] > 0, (symbols @ gamma).T / np.where(
+            visits > 0, visits, 1.0)[:, None], emission)
+    return start, transition, emission, np.asarray(history)

@@ -15,10 +15,12 @@ estimated in two ways:
   (:func:`score_function_gradient`).
 
 :func:`gaussian_gradient_samples` and :func:`categorical_gradient_samples` return one gradient
-estimate per sample, to measure bias and variance; :class:`BernoulliVAE` and
-:func:`vae_objective` train a small variational auto-encoder with either estimator;
-:func:`fit_full_batch` is the full-batch Adam loop of the chapter's experiments. The F1
-metrics of the chapter are in :mod:`dlnotes.metrics`.
+estimate per sample, to measure bias and variance; :func:`categorical_gradient_estimates`
+returns S-sample estimates of three estimators from the same noise, to compare their mean
+squared errors; :func:`reinforce_accuracy_loss` trains a classifier for its expected accuracy
+by the score function; :class:`BernoulliVAE` and :func:`vae_objective` train a small
+variational auto-encoder with either estimator (training itself goes through
+:mod:`dlnotes.training`). The chapter's metrics (F1, BLEU) are in :mod:`dlnotes.metrics`.
 """
 
 from __future__ import annotations
@@ -49,9 +51,10 @@ __all__ = [
     "score_function_gradient",
     "gaussian_gradient_samples",
     "categorical_gradient_samples",
+    "categorical_gradient_estimates",
+    "reinforce_accuracy_loss",
     "BernoulliVAE",
     "vae_objective",
-    "fit_full_batch",
 ]
 
 
@@ -349,12 +352,136 @@ def categorical_gradient_samples(
     return grad
 
 
+def categorical_gradient_estimates(
+    values: torch.Tensor,
+    logits: torch.Tensor,
+    num_samples: int,
+    replicates: int,
+    *,
+    tau: float,
+    generator: torch.Generator | None = None,
+) -> dict[str, torch.Tensor]:
+    r"""``replicates`` independent ``num_samples``-sample estimates of
+    :math:`\nabla_a \sum_i \operatorname{softmax}(a)_i v_i` by three estimators, from the same
+    Gumbel noise.
+
+    With :math:`S` Gumbel vectors :math:`G_s`, samples :math:`i_s = \arg\max(a + G_s)` and
+    relaxed samples :math:`y_s = \operatorname{softmax}((a + G_s)/\tau)`:
+
+    * ``"score"``: :math:`\frac1S\sum_s v_{i_s}(e_{i_s} - p)` (REINFORCE, no baseline);
+    * ``"score-loo"``: :math:`\frac1S\sum_s (v_{i_s} - b_s)(e_{i_s} - p)` with the
+      leave-one-out baseline :math:`b_s = \frac1{S-1}\sum_{t\ne s}v_{i_t}`, which does not
+      depend on sample :math:`s`, so the estimate stays unbiased (Kool et al. 2019);
+    * ``"gumbel-softmax"``: :math:`\frac1S\sum_s\nabla_a v^\top y_s` (biased for
+      :math:`\tau > 0`).
+
+    The estimators share the noise, so their errors can be compared replicate by replicate
+    (a paired design).
+
+    Parameters
+    ----------
+    values, logits
+        Shape ``(k,)`` each.
+    num_samples
+        :math:`S` ≥ 2 (the leave-one-out baseline needs another sample).
+    replicates
+        Number of independent estimates, ≥ 1.
+    tau
+        Temperature of the relaxation, > 0.
+    generator
+        Source of randomness (torch's global generator if ``None``).
+
+    Returns
+    -------
+    dict
+        ``"score"``, ``"score-loo"``, ``"gumbel-softmax"`` → tensors of shape
+        ``(replicates, k)``.
+
+    Raises
+    ------
+    ValueError
+        For a wrong shape or value.
+    """
+    _check_logits("logits", logits)
+    check_ndim("logits", logits, 1)
+    check_tensor("values", values)
+    check_same_shape("values", values, "logits", logits)
+    check_finite("values", values)
+    check_int_at_least("num_samples", num_samples, 2)
+    check_int_at_least("replicates", replicates, 1)
+    check_positive("tau", tau)
+    k, S = logits.shape[0], num_samples
+    a = logits.detach().expand(replicates, S, k).clone().requires_grad_(True)
+    v = values.detach().to(logits.dtype)
+    noisy = a + gumbel_noise((replicates, S, k), generator=generator, dtype=logits.dtype)
+    (relaxed,) = torch.autograd.grad((torch.softmax(noisy / tau, dim=-1) @ v).sum(), a)
+    idx = noisy.detach().argmax(dim=-1)  # (replicates, S): Gumbel-max samples
+    centred = F.one_hot(idx, k).to(v.dtype) - torch.softmax(logits.detach(), dim=-1)
+    reward = v[idx]
+    loo = (reward.sum(dim=1, keepdim=True) - reward) / (S - 1)
+    return {"score": (reward[..., None] * centred).mean(dim=1),
+            "score-loo": ((reward - loo)[..., None] * centred).mean(dim=1),
+            "gumbel-softmax": relaxed.sum(dim=1) / S}
+
+
+def reinforce_accuracy_loss(
+    logits: torch.Tensor, labels: torch.Tensor, noise: torch.Tensor, *, baseline: bool = True
+) -> torch.Tensor:
+    r"""A surrogate loss whose gradient is minus the REINFORCE estimate of
+    :math:`\nabla\,\frac1n\sum_i p_\theta(y_i\mid x_i)`, the expected accuracy.
+
+    Each row samples one class :math:`c_i = \arg\max(\text{logits}_i + G_i)` with the given
+    Gumbel ``noise`` (a sample of :math:`\operatorname{softmax}(\text{logits}_i)`), earns the
+    reward :math:`r_i = \mathbb 1[c_i = y_i]`, and the surrogate is
+
+    .. math::
+        -\frac1n\sum_i (r_i - b_i)\,\log\operatorname{softmax}(\text{logits}_i)_{c_i},
+
+    with the leave-one-out baseline :math:`b_i = \frac1{n-1}\sum_{j\ne i}r_j` (the mean reward
+    of the other rows) or :math:`b_i = 0`. The reward needs no derivative: only which class
+    was sampled matters.
+
+    Parameters
+    ----------
+    logits
+        Shape ``(n, k)``, n ≥ 2.
+    labels
+        Integer classes, shape ``(n,)``.
+    noise
+        Standard Gumbel noise, shape ``(n, k)`` (:func:`gumbel_noise`).
+    baseline
+        Subtract the leave-one-out baseline.
+
+    Returns
+    -------
+    torch.Tensor
+        The scalar surrogate (its value is not a loss; its gradient is the estimate).
+
+    Raises
+    ------
+    ValueError
+        For shapes that do not fit together.
+    """
+    check_float_tensor("logits", logits, 2, finite=False)  # reads no value: vmap-safe
+    check_same_shape("noise", noise, "logits", logits)
+    check_min_length("logits", logits, 2, "rows (for the baseline)")
+    sampled = (logits.detach() + noise).argmax(dim=-1)
+    reward = (sampled == labels).to(logits.dtype)
+    if baseline:
+        reward = reward - (reward.sum() - reward) / (reward.shape[0] - 1)
+    log_p = torch.log_softmax(logits, dim=-1).gather(-1, sampled[:, None]).squeeze(-1)
+    return -(reward * log_p).mean()
+
+
 class BernoulliVAE(nn.Module):
     r"""A variational auto-encoder for binary vectors with a diagonal Gaussian posterior.
 
     Encoder :math:`x \mapsto (\mu, \log\sigma)` and decoder :math:`z \mapsto` logits of
     independent Bernoulli pixels are one-hidden-layer ReLU networks built by
-    :func:`dlnotes.training.mlp`. The prior is :math:`\mathcal N(0, I)`.
+    :func:`dlnotes.training.mlp`. The prior is :math:`\mathcal N(0, I)`. Calling the model
+    on data and noise returns the training surrogate and the ELBO (:meth:`forward`), so that
+    :func:`dlnotes.training.fit_replicas` can train several seeds, and both estimators, side
+    by side.
 
     Parameters
     ----------
@@ -366,21 +493,65 @@ class BernoulliVAE(nn.Module):
         Width of the hidden layers, ≥ 1.
     seed
         Seed of the initial weights (``None``: torch's global generator).
+    dtype
+        Floating dtype of the parameters.
     """
 
     def __init__(self, n_inputs: int, latent_dim: int, hidden: int, *,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, dtype: torch.dtype = torch.float64) -> None:
         super().__init__()
         check_int_at_least("latent_dim", latent_dim, 1)
         self.latent_dim = latent_dim
-        self.encoder = mlp([n_inputs, hidden, 2 * latent_dim], seed=seed)
+        self.encoder = mlp([n_inputs, hidden, 2 * latent_dim], seed=seed).to(dtype)
         self.decoder = mlp([latent_dim, hidden, n_inputs],
-                           seed=None if seed is None else seed + 1)
+                           seed=None if seed is None else seed + 1).to(dtype)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The posterior's mean and log standard deviation, each of shape ``(n, latent_dim)``."""
         mu, log_sigma = self.encoder(x).split(self.latent_dim, dim=-1)
         return mu, log_sigma
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor,
+                score: float | torch.Tensor = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""The surrogate loss and the ELBO for data ``x`` and standard normal noise ``eps``.
+
+        With :math:`z = \mu + \sigma\varepsilon` and :math:`r = \log p(x\mid z)`, the
+        surrogate is :math:`-\frac1n\sum\big(r + s\,(r - b)\log q(z\mid x) - \mathrm{KL}\big)`
+        where :math:`z` is held fixed for the encoder when :math:`s = 1` (score function) and
+        differentiated through when :math:`s = 0` (reparameterisation); :math:`b` is the
+        leave-one-out baseline: for ``eps`` of shape ``(n, d)`` the mean :math:`r` of the
+        *other rows*, for ``eps`` of shape ``(K, n, d)`` (K ≥ 2 samples per row) the mean
+        :math:`r` of the row's *other samples*.
+
+        Parameters
+        ----------
+        x
+            Binary data, shape ``(n, n_inputs)``.
+        eps
+            Noise, shape ``(n, latent_dim)`` or ``(K, n, latent_dim)``.
+        score
+            0 (reparameterised) or 1 (score function), a float or a 0-d tensor (one per
+            replica when trained side by side).
+
+        Returns
+        -------
+        surrogate, elbo
+            Scalars: minimise ``surrogate``; ``elbo`` is the estimate of the mean ELBO per
+            row from these samples, in nats (detached).
+        """
+        mu, log_sigma = self.encode(x)
+        sigma = log_sigma.exp()
+        kl = 0.5 * (mu**2 + sigma**2 - 1.0 - 2.0 * log_sigma).sum(dim=-1)
+        z = mu + sigma * eps
+        z_used = score * z.detach() + (1 - score) * z
+        recon = _bernoulli_log_likelihood(self.decoder(z_used), x.expand(*z.shape[:-1], -1))
+        fixed = z.detach()  # log q(z | x) + const as a function of the encoder, z held fixed
+        log_q = (-0.5 * ((fixed - mu) / sigma) ** 2 - log_sigma).sum(dim=-1)
+        r = recon.detach()
+        axis = 0 if eps.ndim == 3 else -1  # samples of a row, or the rows of the batch
+        baseline = (r.sum(dim=axis, keepdim=True) - r) / (r.shape[axis] - 1)
+        surrogate = -(recon + score * (r - baseline) * log_q - kl).mean()
+        return surrogate, (recon - kl).mean().detach()
 
 
 def _bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -392,11 +563,13 @@ def vae_objective(
     x: torch.Tensor,
     *,
     estimator: str,
+    samples: int = 1,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""A surrogate loss whose gradient estimates :math:`-\nabla\,\mathrm{ELBO}`, and the ELBO.
 
-    For each row :math:`x` and one sample :math:`z \sim q(z\mid x) = \mathcal N(\mu, \sigma^2)`,
+    For each row :math:`x` and ``samples`` draws :math:`z \sim q(z\mid x) = \mathcal N(\mu,
+    \sigma^2)`,
 
     .. math::
         \mathrm{ELBO}(x) = \mathbb E_{q}[\log p(x\mid z)]
@@ -407,11 +580,12 @@ def vae_objective(
 
     * ``"reparameterised"``: through :math:`z = \mu + \sigma\varepsilon`;
     * ``"score"``: by :math:`(r - b)\,\nabla\log q(z\mid x)` with :math:`z` held fixed,
-      :math:`r = \log p(x\mid z)` and the leave-one-out baseline :math:`b` = the mean of
-      :math:`r` over the *other* rows (independent of this row's sample, so unbiased).
+      :math:`r = \log p(x\mid z)` and a leave-one-out baseline :math:`b` (independent of
+      this sample, so the estimate stays unbiased): with one sample per row, the mean
+      :math:`r` of the other rows; with ``samples`` ≥ 2, the mean :math:`r` of the row's
+      other samples, a stronger control variate (Kool et al. 2019).
 
-    The decoder's gradient is the same in both (it does not depend on how :math:`z` was
-    drawn).
+    The decoder's gradient is the same in both. See :meth:`BernoulliVAE.forward`.
 
     Parameters
     ----------
@@ -421,14 +595,16 @@ def vae_objective(
         Binary data, shape ``(n, n_inputs)``, n ≥ 2.
     estimator
         ``"reparameterised"`` or ``"score"``.
+    samples
+        Draws of :math:`z` per row, ≥ 1.
     generator
         Source of the noise :math:`\varepsilon` (torch's global generator if ``None``).
 
     Returns
     -------
     surrogate, elbo
-        Scalars: minimise ``surrogate``; ``elbo`` is the one-sample estimate of the mean ELBO
-        per row, in nats (detached).
+        Scalars: minimise ``surrogate``; ``elbo`` is the estimate of the mean ELBO per row,
+        in nats (detached).
 
     Raises
     ------
@@ -438,74 +614,8 @@ def vae_objective(
     check_choice("estimator", estimator, ["reparameterised", "score"])
     check_ndim("x", x, 2)
     check_min_length("x", x, 2, "rows (for the baseline)")
-    mu, log_sigma = vae.encode(x)
-    sigma = log_sigma.exp()
-    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype)
-    kl = 0.5 * (mu**2 + sigma**2 - 1.0 - 2.0 * log_sigma).sum(dim=-1)
-    if estimator == "reparameterised":
-        recon = _bernoulli_log_likelihood(vae.decoder(mu + sigma * eps), x)
-        elbo = recon - kl
-        return -elbo.mean(), elbo.mean().detach()
-    z = (mu + sigma * eps).detach()
-    recon = _bernoulli_log_likelihood(vae.decoder(z), x)
-    log_q = (-0.5 * ((z - mu) / sigma) ** 2 - log_sigma).sum(dim=-1)
-    r = recon.detach()
-    baseline = (r.sum() - r) / (r.shape[0] - 1)
-    surrogate = -(recon + (r - baseline) * log_q - kl).mean()
-    return surrogate, (recon - kl).mean().detach()
-
-
-def fit_full_batch(
-    model: nn.Module,
-    objective: Callable[[nn.Module], torch.Tensor],
-    *,
-    steps: int,
-    lr: float,
-    on_step: Callable[[nn.Module], dict[str, float]] | None = None,
-) -> dict[str, list[float]]:
-    """Minimise ``objective(model)`` with Adam for ``steps`` full-batch steps.
-
-    Parameters
-    ----------
-    model
-        The parameters to train.
-    objective
-        ``objective(model) -> scalar`` to minimise; it may draw fresh random samples on
-        every call (a surrogate whose gradient is a Monte Carlo estimate).
-    steps, lr
-        Number of Adam steps (≥ 1) and learning rate (> 0).
-    on_step
-        Optional ``callback(model) -> {name: value}``, called under ``torch.no_grad`` before
-        the first step and after every step.
-
-    Returns
-    -------
-    dict
-        ``"objective"`` (the value at each step, before the update) and one list per
-        callback key (``steps + 1`` entries).
-
-    Raises
-    ------
-    ValueError
-        If ``steps`` < 1 or ``lr`` ≤ 0.
-    """
-    check_int_at_least("steps", steps, 1)
-    check_positive("lr", lr)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    history: dict[str, list[float]] = {"objective": []}
-
-    def record() -> None:
-        if on_step is not None:
-            with torch.no_grad():
-                for key, value in on_step(model).items():
-                    history.setdefault(key, []).append(float(value))
-
-    record()
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = objective(model)
-        loss.backward()
-        opt.step()
-        history["objective"].append(float(loss.detach()))
-        record()
-    return history
+    check_int_at_least("samples", samples, 1)
+    shape = (x.shape[0], vae.latent_dim) if samples == 1 else (samples, x.shape[0],
+                                                                vae.latent_dim)
+    eps = torch.randn(shape, generator=generator, dtype=x.dtype)
+    return vae(x, eps, 1.0 if estimator == "score" else 0.0)
