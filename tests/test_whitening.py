@@ -9,10 +9,13 @@ from hypothesis import strategies as st
 from scipy.stats import spearmanr
 from sklearn.neighbors import NearestNeighbors
 
+from dlnotes.evidence import bootstrap_interval
 from dlnotes.whitening import (
     alignment,
     anisotropy,
+    anisotropy_interval,
     apply_whitening,
+    bootstrap_spearman,
     fit_whitening,
     item_bootstrap_weights,
     knn_distance,
@@ -76,9 +79,15 @@ def test_fit_whitening_accepts_tensors_and_fixes_column_signs():
     assert mu.dtype == np.float64 and np.all(pivots > 0)
 
 
-def test_fit_whitening_rejects_not_more_samples_than_dimensions():
-    with pytest.raises(ValueError, match=r"more samples than dimensions.*n=5, d=5"):
-        fit_whitening(np.random.default_rng(0).normal(size=(5, 5)))
+def test_fit_whitening_keeps_fewer_directions_than_samples_even_when_d_exceeds_n():
+    X = correlated_data(10, 20, seed=1)
+    with pytest.raises(ValueError, match=r"smaller than the number of samples.*k=10, n=10"):
+        fit_whitening(X, k=10)
+    with pytest.raises(ValueError, match=r"k=20, n=10"):
+        fit_whitening(X)
+    mu, W = fit_whitening(X, k=5)
+    assert W.shape == (20, 5)
+    assert np.allclose(np.cov(apply_whitening(X, mu, W), rowvar=False), np.eye(5), atol=1e-8)
 
 
 def test_fit_whitening_rejects_a_kept_numerically_zero_eigenvalue_but_allows_dropping_it():
@@ -347,3 +356,39 @@ def test_item_bootstrap_interval_is_wider_than_a_pair_bootstrap_when_items_drive
     pairs = weighted_spearman(scores, ratings,
                               rng.multinomial(len(i), np.full(len(i), 1 / len(i)), size=400))
     assert np.std(items) > 2 * np.std(pairs)
+
+
+def test_bootstrap_spearman_is_the_percentile_interval_of_resampled_repeated_samples():
+    rng = np.random.default_rng(3)
+    i, j = np.triu_indices(9, k=1)  # 36 pairs of 9 items
+    ratings = rng.normal(size=36)
+    scores, baseline = ratings + rng.normal(size=36), ratings + 2 * rng.normal(size=36)
+    item_weights = item_bootstrap_weights(i, j, 300, seed=5)
+    pair_weights = np.random.default_rng(5).multinomial(36, np.full(36, 1 / 36), size=300)
+    for weights, items in ((item_weights, (i, j)), (pair_weights, None)):
+        by_hand, difference = [], []
+        for w in weights:  # the resampled data built pair by pair, scored with SciPy
+            rho = spearmanr(np.repeat(scores, w), np.repeat(ratings, w)).statistic
+            rho_base = spearmanr(np.repeat(baseline, w), np.repeat(ratings, w)).statistic
+            by_hand.append(rho)
+            difference.append(rho - rho_base)
+        single = bootstrap_spearman(scores, ratings, items=items, n_boot=300, seed=5,
+                                    unit="words")
+        assert single.estimate == pytest.approx(spearmanr(scores, ratings).statistic,
+                                                abs=1e-12)
+        assert (single.low, single.high) == pytest.approx(
+            tuple(np.quantile(by_hand, [0.025, 0.975])), abs=1e-12)
+        assert single.n == (9 if items else 36) and single.unit == "words"
+        paired = bootstrap_spearman(scores, ratings, items=items, baseline=baseline,
+                                    n_boot=300, seed=5)
+        assert (paired.low, paired.high) == pytest.approx(
+            tuple(np.quantile(difference, [0.025, 0.975])), abs=1e-12)
+
+
+def test_anisotropy_interval_equals_the_generic_bootstrap_on_the_same_draws():
+    X = correlated_data(60, 5, seed=4)
+    fast = anisotropy_interval(X, n_boot=300, seed=9, unit="sentences")
+    slow = bootstrap_interval(anisotropy, X, n_resamples=300, seed=9, unit="sentences")
+    assert fast.estimate == pytest.approx(anisotropy(X), abs=1e-12)
+    assert (fast.low, fast.high, fast.n, fast.unit) == pytest.approx(
+        (slow.low, slow.high, slow.n, slow.unit), abs=1e-12)

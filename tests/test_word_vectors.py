@@ -27,16 +27,22 @@ from dlnotes.word_vectors import (
     cooccurrence_counts,
     cosine_matrix,
     crc32_hash,
+    deepwalk,
+    deepwalk_matrix,
     minilm_token_embeddings,
     nearest_words,
+    random_walks,
+    sgns_expected_loss,
     sgns_pair_loss,
     shifted_pmi,
     similarity_spearman,
     simple_tokens,
     skipgram_pairs,
+    spearman_interval,
     static_word_vectors,
     train_sgns,
     train_word2vec,
+    window_cooccurrence,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,15 +131,126 @@ def test_sgns_pair_loss_is_finite_at_extreme_scores():
     assert loss[0] == pytest.approx(0.0) and loss[1] == pytest.approx(2e4)
 
 
-def test_train_sgns_reaches_shifted_pmi_and_is_reproducible():
+def sgns_loss_by_enumeration(W, C, counts, k):
+    """Mean over the corpus pairs of the SGNS loss, the negatives' term averaged over every
+    noise id weighted by its probability #(c)/|D| (a loop over pairs and noise ids)."""
+    noise = counts.sum(axis=0) / counts.sum()
+    total = 0.0
+    for w, c in zip(*np.nonzero(counts), strict=True):
+        positive = -np.log(1 / (1 + np.exp(-W[w] @ C[c])))
+        negative = -sum(p * np.log(1 / (1 + np.exp(W[w] @ C[n]))) for n, p in enumerate(noise))
+        total += counts[w, c] * (positive + k * negative)
+    return total / counts.sum()
+
+
+def test_skipping_positive_noise_moves_the_optimum_to_where_the_skipped_gradient_is_zero():
+    """Noise c for a pair (w, c') is skipped when c == c': c meets w as noise
+    k P(c) (#(w) - #(w, c)) times, and the cell's gradient vanishes at the corrected value."""
+    rng = np.random.default_rng(1)
+    counts = rng.integers(1, 9, size=(5, 5)).astype(float)
+    k, x = 3, shifted_pmi(counts, k=3, skip_positive_noise=True)
+    noise = k * counts.sum(axis=0)[None, :] / counts.sum() * (counts.sum(axis=1, keepdims=True)
+                                                            - counts)
+    sigmoid = 1 / (1 + np.exp(-x))
+    assert np.allclose(counts * (1 - sigmoid), noise * sigmoid, rtol=1e-12)
+    assert (x > shifted_pmi(counts, k=3)).all()
+
+
+def test_sgns_expected_loss_is_the_pair_loss_averaged_over_pairs_and_noise():
+    rng = np.random.default_rng(0)
+    counts = rng.integers(0, 6, size=(4, 4)).astype(float)
+    W, C = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    loss = sgns_expected_loss(torch.as_tensor(W @ C.T), torch.as_tensor(counts), 3)
+    assert float(loss) == pytest.approx(sgns_loss_by_enumeration(W, C, counts, 3), rel=1e-12)
+
+
+def test_sgns_expected_loss_is_stationary_at_shifted_pmi_on_seen_cells():
+    counts = torch.tensor([[30.0, 10, 5], [10, 40, 20], [5, 20, 60]], dtype=torch.float64)
+    X = torch.as_tensor(shifted_pmi(counts.numpy(), k=2)).requires_grad_()
+    sgns_expected_loss(X, counts, 2).backward()
+    assert float(X.grad.abs().max()) < 1e-12
+
+
+def test_train_sgns_reaches_shifted_pmi_and_seeds_side_by_side_equal_separate_runs():
     counts = np.array([[30, 10, 5], [10, 40, 20], [5, 20, 60]])
-    w_ids = np.repeat(np.repeat(np.arange(3), 3), counts.ravel())
-    c_ids = np.repeat(np.tile(np.arange(3), 3), counts.ravel())
-    kwargs = dict(dim=3, negatives=2, alpha=1.0, epochs=150, lr=0.05, batch_size=50, seed=1)
-    W, C = train_sgns(w_ids, c_ids, 3, **kwargs)
-    assert np.abs(W @ C.T - shifted_pmi(counts, k=2)).max() < 0.15
-    W2, C2 = train_sgns(w_ids, c_ids, 3, **kwargs)
-    assert np.array_equal(W, W2) and np.array_equal(C, C2)
+    kwargs = dict(dim=3, negatives=2, steps=600, lr=0.05)
+    W, C = train_sgns(counts, seeds=[1, 2], **kwargs)
+    assert W.shape == C.shape == (2, 3, 3)
+    assert np.abs(W @ C.transpose(0, 2, 1) - shifted_pmi(counts, k=2)).max() < 1e-3
+    for r, seed in enumerate([1, 2]):
+        W1, C1 = train_sgns(counts, seeds=[seed], **kwargs)
+        assert np.abs(W1[0] - W[r]).max() < 1e-10 and np.abs(C1[0] - C[r]).max() < 1e-10
+    assert not np.allclose(W[0], W[1])
+
+
+# --- DeepWalk ------------------------------------------------------------------------------------
+
+TRIANGLE_WITH_TAIL = np.array([[0, 1, 1, 0], [1, 0, 1, 0], [1, 1, 0, 1], [0, 0, 1, 0]], float)
+
+
+def test_random_walks_start_at_every_node_and_step_along_edges():
+    A, _ = data.karate_club()
+    walks = random_walks(A, walk_length=7, walks_per_node=3,
+                         generator=torch.Generator().manual_seed(0))
+    assert len(walks) == 3 * 34 and all(len(w) == 7 for w in walks)
+    assert [w[0] for w in walks] == list(range(34)) * 3
+    assert all(A[a, b] > 0 for w in walks for a, b in zip(w, w[1:], strict=False))
+
+
+def test_random_walks_move_with_the_transition_probabilities():
+    A = TRIANGLE_WITH_TAIL * np.array([1.0, 2.0, 3.0, 1.0])  # weighted rows
+    walks = np.array(random_walks(A, walk_length=2, walks_per_node=4000,
+                                  generator=torch.Generator().manual_seed(1)))
+    counts = np.zeros((4, 4))
+    np.add.at(counts, (walks[:, 0], walks[:, 1]), 1)
+    frequency = counts / counts.sum(axis=1, keepdims=True)
+    P = A / A.sum(axis=1, keepdims=True)
+    assert np.abs(frequency - P).max() < 4 * np.sqrt(0.25 / 4000)  # four standard errors
+
+
+def test_window_cooccurrence_counts_the_skipgram_pairs_and_skips_negative_ids():
+    rng = np.random.default_rng(0)
+    sequences = [rng.integers(-1, 5, size=n).tolist() for n in (0, 1, 2, 9, 15)]
+    expected = Counter(p for seq in sequences for p in skipgram_pairs(seq, 3) if min(p) >= 0)
+    counts = window_cooccurrence(sequences, 3, 5)
+    assert {(a, b): counts[a, b] for a, b in zip(*np.nonzero(counts), strict=True)} == expected
+
+
+def test_deepwalk_matrix_equals_its_spectral_form():
+    """NetMF's route through the symmetric normalised adjacency D^-1/2 A D^-1/2 = U L U^T:
+    sum_r P^r D^-1 = D^-1/2 U (sum_r L^r) U^T D^-1/2."""
+    A, _ = data.karate_club()
+    A = A.numpy()
+    d = A.sum(axis=1)
+    lam, U = np.linalg.eigh(A / np.sqrt(np.outer(d, d)))
+    filtered = U @ np.diag(sum(lam**r for r in range(1, 6))) @ U.T
+    expected = np.log(d.sum() / (3 * 5) * filtered / np.sqrt(np.outer(d, d)))
+    assert np.allclose(deepwalk_matrix(A, window=5, negatives=3), expected, atol=1e-10)
+
+
+def test_shifted_pmi_of_long_random_walks_converges_to_the_deepwalk_matrix():
+    walks = random_walks(TRIANGLE_WITH_TAIL, walk_length=2000, walks_per_node=25,
+                         generator=torch.Generator().manual_seed(2))
+    empirical = shifted_pmi(window_cooccurrence(walks, 2, 4), k=5)
+    limit = deepwalk_matrix(TRIANGLE_WITH_TAIL, window=2, negatives=5)
+    assert np.isfinite(limit).all() and np.isfinite(empirical).all()
+    assert np.abs(empirical - limit).max() < 0.03
+
+
+def test_deepwalk_matrix_is_minus_inf_beyond_the_window():
+    path = np.diag(np.ones(3), 1) + np.diag(np.ones(3), -1)  # 0 - 1 - 2 - 3
+    M = deepwalk_matrix(path, window=2, negatives=1)
+    assert np.isneginf(M[0, 3]) and np.isfinite(M[0, 2]) and np.isfinite(M[1, 3])
+
+
+def test_deepwalk_trains_node_and_context_vectors_near_the_walks_shifted_pmi():
+    walks = random_walks(TRIANGLE_WITH_TAIL, walk_length=40, walks_per_node=200,
+                         generator=torch.Generator().manual_seed(3))
+    W, C = deepwalk(walks, 4, window=2, negatives=2, dim=4, epochs=5, seed=1)
+    W2, _ = deepwalk(walks, 4, window=2, negatives=2, dim=4, epochs=5, seed=1)
+    assert W.shape == C.shape == (4, 4) and np.array_equal(W, W2)
+    target = shifted_pmi(window_cooccurrence(walks, 2, 4), k=2, skip_positive_noise=True)
+    assert np.isfinite(target).all() and np.abs(W @ C.T - target).mean() < 0.05
 
 
 # --- word2vec through gensim ---------------------------------------------------------------------
@@ -170,6 +287,17 @@ def test_train_word2vec_is_identical_across_calls_and_reports_each_epoch(lee_doc
     assert not np.array_equal(a.vectors, c.vectors)
 
 
+def test_constant_step_size_makes_an_epoch_of_a_long_run_equal_a_short_run(lee_docs):
+    snapshots = {}
+    options = dict(sg=True, vector_size=10, alpha=0.025, min_alpha=0.025, seed=3)
+    train_word2vec(lee_docs[:40], epochs=3, **options,
+                   on_epoch_end=lambda e, wv: snapshots.setdefault(e, wv.vectors.copy()))
+    short = train_word2vec(lee_docs[:40], epochs=2, **options)
+    assert np.array_equal(snapshots[2], short.vectors)
+    decaying = train_word2vec(lee_docs[:40], sg=True, vector_size=10, epochs=2, seed=3)
+    assert not np.array_equal(decaying.vectors, short.vectors)
+
+
 def test_train_word2vec_does_not_depend_on_pythonhashseed(lee_docs):
     here = train_word2vec(lee_docs[:40], sg=True, vector_size=8, epochs=2, seed=5)
     # The other process gets the same documents on stdin (loading them there would import
@@ -198,6 +326,23 @@ def test_similarity_spearman_on_a_dict_of_vectors_is_spearman_of_cosines():
     pairs = [("A", "b"), ("a", "c"), ("a", "d"), ("a", "zzz")]
     rho, covered = similarity_spearman(vectors, pairs, np.array([3.0, 2.0, 1.0, 5.0]))
     assert covered == 3 and rho == pytest.approx(spearmanr([2**-0.5, 0, -0.98], [3, 2, 1])[0])
+
+
+def test_spearman_interval_covers_the_population_correlation_95_percent_of_the_time():
+    """Monte Carlo: 2,000 samples of 60 pairs from a bivariate normal with Pearson 0.5, whose
+    Spearman correlation is (6/pi) arcsin(0.25)."""
+    rng = np.random.default_rng(0)
+    truth = 6 / np.pi * np.arcsin(0.25)
+    x = rng.normal(size=(2000, 60))
+    y = 0.5 * x + np.sqrt(0.75) * rng.normal(size=(2000, 60))
+    covered = []
+    for a, b in zip(x, y, strict=True):
+        interval = spearman_interval(spearmanr(a, b).statistic, 60)
+        covered.append(interval.low < truth < interval.high)
+    assert np.mean(covered) == pytest.approx(0.95, abs=0.015)
+    wide = spearman_interval(0.3, 20, level=0.99)
+    narrow = spearman_interval(0.3, 20, level=0.8)
+    assert wide.low < narrow.low < 0.3 < narrow.high < wide.high and wide.unit == "word pairs"
 
 
 def test_analogy_accuracy_matches_gensims_evaluate_word_analogies(lee_word2vec):
@@ -274,10 +419,27 @@ BAD_INPUT = [
      "c and w must have the same shape"),
     (lambda: sgns_pair_loss(torch.ones(2, 3), torch.ones(2, 3), torch.ones(2, 1, 4)),
      r"negatives must have shape \(2, any, 3\) \(batch, k, dim\)"),
-    (lambda: train_sgns([0], [1], 2, dim=0), "dim"),
-    (lambda: train_sgns([0], [1], 2, lr=-1.0), "lr"),
-    (lambda: train_sgns([0], [1], 2, alpha=-0.5), "alpha"),
-    (lambda: train_sgns([], [], 2), "centres must hold at least 1 pair"),
+    (lambda: train_sgns(np.ones((2, 2)), dim=0), "dim"),
+    (lambda: train_sgns(np.ones((2, 2)), lr=-1.0), "lr"),
+    (lambda: train_sgns(np.ones((2, 3))), "counts must be a square"),
+    (lambda: train_sgns(np.zeros((2, 2))), "counts must have a positive sum"),
+    (lambda: train_sgns(np.ones((2, 2)), seeds=[]), "seeds"),
+    (lambda: sgns_expected_loss(torch.ones(2, 2), torch.ones(3, 3), 1), "same shape"),
+    (lambda: train_word2vec([["a", "b"]], sg=True, alpha=0.01, min_alpha=0.02), "alpha"),
+    (lambda: random_walks(np.ones((2, 3)), walk_length=2, walks_per_node=1,
+                          generator=torch.Generator()), "adjacency must be a square"),
+    (lambda: random_walks(np.zeros((2, 2)), walk_length=2, walks_per_node=1,
+                          generator=torch.Generator()), "node 0 has no edge"),
+    (lambda: random_walks(np.ones((2, 2)), walk_length=0, walks_per_node=1,
+                          generator=torch.Generator()), "walk_length"),
+    (lambda: random_walks(np.ones((2, 2)), walk_length=2, walks_per_node=1, generator=0),
+     "generator"),
+    (lambda: window_cooccurrence([[0, 2]], 1, 2), r"sequences\[0\]"),
+    (lambda: deepwalk_matrix(np.triu(np.ones((3, 3))), window=2, negatives=1), "symmetric"),
+    (lambda: deepwalk_matrix(np.ones((2, 2)), window=0, negatives=1), "window"),
+    (lambda: deepwalk([[0, 1]], 3, window=1), "every node must occur"),
+    (lambda: spearman_interval(1.0, 10), "rho"),
+    (lambda: spearman_interval(0.5, 3), "n"),
     (lambda: train_word2vec([["a", "b"]], sg=True, epochs=0), "epochs"),
     (lambda: train_word2vec([], sg=True), "sentences"),
     (lambda: simple_tokens("one text"), "texts"),

@@ -27,13 +27,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from dlnotes.training import fit_replicas
 from dlnotes.validation import (
-    check_choice,
     check_dim_size,
     check_distribution_rows,
     check_float_tensor,
     check_int_at_least,
     check_integer_array,
+    check_length,
     check_nonnegative,
     check_positive,
     check_tensor,
@@ -51,6 +52,9 @@ __all__ = [
     "RetrievalBatch",
     "retrieval_batch",
     "DotProductRetriever",
+    "retrieval_loss",
+    "score_gradient_norms",
+    "RetrievalRun",
     "train_retrieval",
 ]
 
@@ -343,10 +347,21 @@ class AdditiveAttention(nn.Module):
 
 
 class Saturation(NamedTuple):
-    """How peaked softmax attention is, averaged over random queries and keys."""
+    """How peaked softmax attention is over random queries and keys: per query, or summarised
+    (the mean largest weight and the median Jacobian norm)."""
 
-    mean_max_weight: float
-    median_jacobian_norm: float
+    max_weight: torch.Tensor
+    jacobian_norm: torch.Tensor
+
+    @property
+    def mean_max_weight(self) -> float:
+        """The mean over queries of the largest attention weight."""
+        return float(self.max_weight.mean())
+
+    @property
+    def median_jacobian_norm(self) -> float:
+        """The median over queries of the Frobenius norm of the softmax Jacobian."""
+        return float(self.jacobian_norm.median())
 
 
 def attention_saturation(
@@ -360,9 +375,9 @@ def attention_saturation(
     r"""Monte Carlo: how close softmax attention over random keys is to one-hot.
 
     Draws ``n_samples`` queries and ``n_keys`` keys per query with independent standard normal
-    components (Vaswani et al.'s assumption), computes the weights
-    :math:`p = \operatorname{softmax}(\text{scale}\cdot q^\top k_s)` and reports the mean of
-    :math:`\max_s p_s` and the median Frobenius norm of the softmax Jacobian
+    components (Vaswani et al.'s assumption) in float64, computes the weights
+    :math:`p = \operatorname{softmax}(\text{scale}\cdot q^\top k_s)` and records, per query,
+    :math:`\max_s p_s` and the Frobenius norm of the softmax Jacobian
     :math:`\operatorname{diag}(p) - pp^\top` (:func:`softmax_jacobian`). The norm is 0 for a
     one-hot ``p``, 1/2 for two keys sharing the weight equally and :math:`\sqrt{n-1}/n` for
     uniform weights over ``n`` keys.
@@ -384,7 +399,8 @@ def attention_saturation(
     Returns
     -------
     Saturation
-        ``(mean_max_weight, median_jacobian_norm)`` as floats.
+        ``max_weight`` and ``jacobian_norm``, tensors of shape ``(n_samples,)``, and their
+        summaries ``mean_max_weight`` and ``median_jacobian_norm``.
 
     Raises
     ------
@@ -404,7 +420,7 @@ def attention_saturation(
         p = torch.softmax(scale * (q @ k.transpose(-2, -1))[:, 0], dim=-1)
         max_weight.append(p.amax(dim=-1))
         jac_norm.append(torch.linalg.matrix_norm(softmax_jacobian(p)))
-    return Saturation(float(torch.cat(max_weight).mean()), float(torch.cat(jac_norm).median()))
+    return Saturation(torch.cat(max_weight), torch.cat(jac_norm))
 
 
 class RetrievalBatch(NamedTuple):
@@ -423,6 +439,8 @@ def retrieval_batch(
     d_v: int,
     noise: float,
     generator: torch.Generator,
+    *,
+    dtype: torch.dtype = torch.float64,
 ) -> RetrievalBatch:
     """A batch of the retrieval task: find the value whose key the query is a noisy copy of.
 
@@ -438,12 +456,14 @@ def retrieval_batch(
         Standard deviation of the query noise, ≥ 0.
     generator
         Source of randomness.
+    dtype
+        Floating dtype of the query, keys and values.
 
     Returns
     -------
     RetrievalBatch
         ``query`` ``(B, 1, d_in)``, ``keys`` ``(B, n, d_in)``, ``values`` ``(B, n, d_v)``,
-        ``target`` ``(B,)`` (int64 index of the matching key), all float32 but ``target``.
+        ``target`` ``(B,)`` (int64 index of the matching key).
 
     Raises
     ------
@@ -455,11 +475,11 @@ def retrieval_batch(
     check_int_at_least("d_in", d_in, 1)
     check_int_at_least("d_v", d_v, 1)
     check_nonnegative("noise", noise)
-    keys = torch.randn(batch_size, n_pairs, d_in, generator=generator)
-    values = torch.randn(batch_size, n_pairs, d_v, generator=generator)
+    keys = torch.randn(batch_size, n_pairs, d_in, generator=generator, dtype=dtype)
+    values = torch.randn(batch_size, n_pairs, d_v, generator=generator, dtype=dtype)
     target = torch.randint(n_pairs, (batch_size,), generator=generator)
     query = keys[torch.arange(batch_size), target] + noise * torch.randn(
-        batch_size, d_in, generator=generator)
+        batch_size, d_in, generator=generator, dtype=dtype)
     return RetrievalBatch(query[:, None, :], keys, values, target)
 
 
@@ -469,7 +489,9 @@ class DotProductRetriever(nn.Module):
     Queries and keys of size ``d_in`` are projected to size ``d_k`` by bias-free linear maps
     whose weights start as :math:`\mathcal N(0, 1/d_\text{in})`, so for inputs with unit-variance
     components the projected components have variance 1 (the assumption behind the
-    :math:`1/\sqrt{d_k}` factor). The values are passed through unchanged.
+    :math:`1/\sqrt{d_k}` factor). The values are passed through unchanged. The score factor is
+    a buffer (``scale``), so scaled and unscaled models stack side by side
+    (:func:`dlnotes.training.fit_replicas`).
 
     Parameters
     ----------
@@ -479,6 +501,8 @@ class DotProductRetriever(nn.Module):
         Multiply the scores by :math:`1/\sqrt{d_k}` (``True``) or not (``False``).
     generator
         Source of the initial weights.
+    dtype
+        Floating dtype of the weights.
 
     Raises
     ------
@@ -487,136 +511,226 @@ class DotProductRetriever(nn.Module):
     """
 
     def __init__(self, d_in: int, d_k: int, *, scaled: bool,
-                 generator: torch.Generator | None = None) -> None:
+                 generator: torch.Generator | None = None,
+                 dtype: torch.dtype = torch.float64) -> None:
         check_int_at_least("d_in", d_in, 1)
         check_int_at_least("d_k", d_k, 1)
         super().__init__()
         std = 1.0 / math.sqrt(d_in)
-        self.W_q = nn.Parameter(std * torch.randn(d_k, d_in, generator=generator))
-        self.W_k = nn.Parameter(std * torch.randn(d_k, d_in, generator=generator))
-        self.scale = 1.0 / math.sqrt(d_k) if scaled else 1.0
+        self.W_q = nn.Parameter(std * torch.randn(d_k, d_in, generator=generator, dtype=dtype))
+        self.W_k = nn.Parameter(std * torch.randn(d_k, d_in, generator=generator, dtype=dtype))
+        self.register_buffer("scale", torch.tensor(1.0 / math.sqrt(d_k) if scaled else 1.0,
+                                                   dtype=dtype))
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor,
                 values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(output, weights)``, the :func:`scaled_dot_product_attention` of the
-        projected query and keys with the values (without re-checking the internal tensors)."""
-        scores = (query @ self.W_q.T) @ (keys @ self.W_k.T).transpose(-2, -1)
-        return _attend(scores * self.scale, values, None)
+        """Return ``(output, weights)`` for a query ``(B, 1, d_in)``, keys ``(B, S, d_in)`` and
+        values ``(B, S, d_v)``: the softmax of ``scale · (W_q x)·(W_k k_s)`` and the weighted
+        values. No value checks, so that it runs under ``vmap``."""
+        # (W_q x)·(W_k k) = x^T (W_q^T W_k) k: the d_in × d_in bilinear form costs d_in²·d_k
+        # once per batch, then d_in² per example, instead of (S + 1)·d_k·d_in per example.
+        pulled_back = query[..., 0, :] @ (self.W_q.T @ self.W_k)  # (B, d_in)
+        scores = (keys @ pulled_back[..., None]).transpose(-2, -1)  # (B, 1, S)
+        weights = torch.softmax(self.scale * scores, dim=-1)
+        return weights @ values, weights
+
+
+def _target_values(values: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The value of each example's matching key, ``(..., B, 1, d_v)`` (vmap-safe gather)."""
+    index = target[..., None, None].expand(*target.shape, 1, values.shape[-1])
+    return values.gather(-2, index)
+
+
+def retrieval_loss(model: nn.Module, query: torch.Tensor, keys: torch.Tensor,
+                   values: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    r"""The retrieval loss: squared error between the attention output and the target value,
+    summed over the value's components and averaged over the batch,
+    :math:`\frac1B\sum_b \lVert o_b - v_{b,t_b}\rVert^2`. It reaches the scores only through
+    the softmax Jacobian, so a saturated softmax passes back little gradient."""
+    output, _ = model(query, keys, values)
+    return ((output - _target_values(values, target)) ** 2).sum(-1).mean()
+
+
+def score_gradient_norms(output: torch.Tensor, weights: torch.Tensor, values: torch.Tensor,
+                         target: torch.Tensor) -> torch.Tensor:
+    r"""Per example, the norm of the gradient of its loss at the softmax input.
+
+    For :math:`\ell = \lVert o - v_t\rVert^2` with :math:`o = \sum_s p_s v_s` and
+    :math:`p = \operatorname{softmax}(z)`: :math:`g_s = \partial\ell/\partial p_s =
+    2(o - v_t)\cdot v_s` and :math:`\partial \ell/\partial z = J^\top g = p\odot(g - p^\top g)`
+    (:func:`softmax_jacobian`). The gradient at the softmax input does not depend on how the
+    scores are parametrised (a factor in the forward pass or in the weights), unlike the
+    gradient at the weights.
+
+    Parameters
+    ----------
+    output, weights
+        What :class:`DotProductRetriever` returns, ``(..., B, 1, d_v)`` and ``(..., B, 1, S)``.
+    values, target
+        The batch's values ``(..., B, S, d_v)`` and matching indices ``(..., B)``.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(..., B)``.
+    """
+    residual = output - _target_values(values, target)  # (..., B, 1, d_v)
+    g = 2 * (residual @ values.transpose(-2, -1))  # (..., B, 1, S)
+    grad = weights * (g - (weights * g).sum(-1, keepdim=True))
+    return grad[..., 0, :].norm(dim=-1)
+
+
+class _SharedDraws:
+    """A batch-drawing function for :func:`dlnotes.training.fit_replicas` whose replicas with
+    equal seeds share each step's batch: it is drawn once, from the first such replica's
+    generator, whose state equals the others' (same seed, same draws so far), and handed to
+    the rest. The batches are those of separate runs; only the drawing is not repeated."""
+
+    def __init__(self, draw, generators: Sequence[torch.Generator], seeds: Sequence[int]):
+        self.draw, self.seed_of = draw, {id(g): s for g, s in zip(generators, seeds,
+                                                                  strict=True)}
+        self.source: dict[int, torch.Generator] = {}
+        for g, s in zip(generators, seeds, strict=True):
+            self.source.setdefault(s, g)
+        self.users = {s: list(seeds).count(s) for s in self.source}
+        self.count = {id(g): 0 for g in generators}
+        self.cache: dict[tuple[int, int], list] = {}
+
+    def __call__(self, generator: torch.Generator):
+        seed = self.seed_of[id(generator)]
+        key = (seed, self.count[id(generator)])
+        self.count[id(generator)] += 1
+        if key not in self.cache:
+            self.cache[key] = [self.draw(self.source[seed]), self.users[seed]]
+        entry = self.cache[key]
+        entry[1] -= 1
+        if entry[1] == 0:
+            del self.cache[key]
+        return entry[0]
+
+
+class RetrievalRun(NamedTuple):
+    """What :func:`train_retrieval` returns: the trained models and their measurements."""
+
+    models: list[DotProductRetriever]
+    history: dict[str, np.ndarray]
+
+
+def _retrieval_measures(output, weights, batch: RetrievalBatch,
+                        threshold: float) -> dict[str, torch.Tensor]:
+    """Evaluation metrics of stacked outputs ``(R, B, 1, ·)`` on a shared batch."""
+    residual = output - _target_values(batch.values, batch.target)
+    norms = score_gradient_norms(output, weights, batch.values, batch.target)  # (R, B)
+    active, wrong = norms > threshold, weights[..., 0, :].argmax(-1) != batch.target
+    return {
+        "eval_loss": (residual ** 2).sum(-1).mean(dim=(-2, -1)),
+        "eval_accuracy": 1.0 - wrong.double().mean(-1),
+        "active_share": active.double().mean(-1),
+        "wrong_active_share": (active & wrong).double().sum(-1) / wrong.double().sum(-1),
+        "median_score_grad": norms.median(dim=-1).values,
+    }
 
 
 def train_retrieval(
     d_k: int,
     *,
-    scaled: bool,
+    scaled: bool | Sequence[bool],
     seeds: Sequence[int] = (0,),
+    lr: float | Sequence[float] = 3e-3,
     steps: int = 300,
-    lr: float = 3e-3,
     optimizer: str = "adam",
     batch_size: int = 64,
     n_pairs: int = 16,
     d_in: int = 16,
     d_v: int = 8,
     noise: float = 0.5,
-) -> dict[str, np.ndarray]:
-    r"""Train a :class:`DotProductRetriever` per seed on fresh :func:`retrieval_batch` batches.
+    record_every: int = 10,
+    eval_size: int = 256,
+    eval_seed: int = 2**20,
+    threshold: float = 0.01,
+) -> RetrievalRun:
+    r"""Train :class:`DotProductRetriever` replicas side by side on fresh
+    :func:`retrieval_batch` batches (:func:`dlnotes.training.fit_replicas`, float64).
 
-    The loss is the squared error between the attention output and the target value, summed
-    over the value's components and averaged over the batch. Because it reaches the scores
-    only through the softmax Jacobian, a saturated softmax passes back little gradient.
-
-    The runs of all ``seeds`` are trained side by side as one stacked model whose objective is
-    the sum of the runs' losses, so each run gets exactly its own gradient; Adam and SGD act
-    element-wise, so every run is the one-seed run up to floating-point rounding. Seed ``s``
-    draws the initial weights and then the batches from ``torch.Generator().manual_seed(s)``,
-    the same draws whether ``scaled`` is true or not.
+    Replica ``r`` draws its initial weights and then its batches from
+    ``torch.Generator().manual_seed(seeds[r])``, so replicas with the same seed (scaled or not,
+    at any step size) start from the same projections and see the same batches: a paired
+    design. The loss is :func:`retrieval_loss`.
 
     Parameters
     ----------
     d_k
         Projected size of queries and keys, ≥ 1.
     scaled
-        Use the :math:`1/\sqrt{d_k}` factor or not.
+        Whether each replica multiplies its scores by :math:`1/\sqrt{d_k}`: one value for all
+        or one per replica.
     seeds
-        One training run per seed (at least one, distinct).
-    steps, lr
-        Training steps (≥ 1) and learning rate (> 0).
-    optimizer
-        ``"adam"`` or ``"sgd"`` (plain gradient descent, no momentum).
+        One seed per replica (at least one; a seed may repeat across conditions).
+    lr
+        Step size, one for all or one per replica.
+    steps, optimizer
+        Training steps (≥ 1) and ``"adam"`` or ``"sgd"`` (plain gradient descent).
     batch_size, n_pairs, d_in, d_v, noise
         Task parameters, see :func:`retrieval_batch`.
+    record_every
+        Measure every this many steps (and at step 0 and after the last).
+    eval_size, eval_seed
+        Size and seed of the held-out evaluation batch, the same for every replica.
+    threshold
+        An example counts as *active* when the norm of its loss's gradient at the softmax
+        input (:func:`score_gradient_norms`) exceeds it.
 
     Returns
     -------
-    dict of numpy.ndarray
-        Each of shape ``(steps, len(seeds))``, one column per seed, measured at the weights
-        *before* the step's update: ``"loss"``; ``"accuracy"`` (fraction of examples whose
-        largest weight is on the matching key); ``"score_grad_norm"``, the median over the
-        batch of the norm of one example's loss gradient with respect to the softmax input
-        (the scaled scores); ``"wrong_grad_norm"``, the same median over the examples whose
-        largest weight is on a wrong key (NaN when there are none); ``"scores_grad_norm"``,
-        ``"W_q_grad_norm"`` and ``"W_k_grad_norm"``, the Frobenius norms of the gradient of the
-        batch loss with respect to the ``(batch, n_pairs)`` softmax inputs, :math:`W_q` and
-        :math:`W_k`.
+    RetrievalRun
+        The trained models and a history of NumPy arrays: ``"step"`` ``(K,)`` (0 first);
+        ``"eval_loss"``, ``"eval_accuracy"`` (share of evaluation examples whose largest
+        weight is on the matching key), ``"active_share"`` (share of active examples),
+        ``"wrong_active_share"`` (the same among the examples retrieved wrongly; NaN when
+        there are none) and ``"median_score_grad"``, each ``(K, R)`` on the evaluation batch;
+        ``"train_loss"`` ``(K, R)``, the mean loss on the training batches since the previous
+        record (NaN at step 0); ``"W_q_grad_norm"`` and
+        ``"W_k_grad_norm"`` ``(steps, R)``, the norms of the batch loss's gradient at the
+        weights at every step.
 
     Raises
     ------
     ValueError
-        For out-of-range arguments, empty or repeated ``seeds``, or an unknown ``optimizer``.
+        For out-of-range arguments, no seeds, or per-replica settings of the wrong length.
     """
-    check_int_at_least("steps", steps, 1)
-    check_positive("lr", lr)
-    check_choice("optimizer", optimizer, ["adam", "sgd"])
+    check_int_at_least("d_k", d_k, 1)
     seeds = [int(s) for s in seeds]
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be a non-empty sequence of distinct integers, got {seeds}")
+    check_int_at_least("len(seeds)", len(seeds), 1)
+    flags = [scaled] * len(seeds) if isinstance(scaled, bool) else [bool(f) for f in scaled]
+    check_length("scaled", flags, len(seeds), "flags (one per seed)")
+    check_positive("threshold", threshold)
+    check_int_at_least("eval_size", eval_size, 1)
     gens = [torch.Generator().manual_seed(s) for s in seeds]
-    inits = [DotProductRetriever(d_in, d_k, scaled=scaled, generator=g) for g in gens]
-    W_q = nn.Parameter(torch.stack([m.W_q.detach() for m in inits]))  # (R, d_k, d_in)
-    W_k = nn.Parameter(torch.stack([m.W_k.detach() for m in inits]))
-    opt_class = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
-    opt = opt_class([W_q, W_k], lr=lr)
-    history: dict[str, list] = {key: [] for key in _RETRIEVAL_RECORDS}
-    for _ in range(steps):
-        batches = [retrieval_batch(batch_size, n_pairs, d_in, d_v, noise, g) for g in gens]
-        query, keys, values, target = (torch.stack(parts) for parts in zip(*batches,
-                                                                            strict=True))
-        # (W_q x)·(W_k k) = ((W_q x)^T W_k) k: projecting the query back to size d_in first
-        # costs 2·d_k·d_in per example instead of (S + 1)·d_k·d_in.
-        pulled_back = torch.bmm(torch.bmm(query[:, :, 0], W_q.mT), W_k)  # (R, B, d_in)
-        scores = pulled_back[:, :, None, :] @ keys.mT  # (R, B, 1, S)
-        output, weights = _attend(scores * inits[0].scale, values, None)
-        weights.retain_grad()
-        target_value = torch.take_along_dim(values, target[..., None, None], dim=2)
-        losses = ((output - target_value) ** 2).sum(-1).mean(dim=(1, 2))  # one per run
-        opt.zero_grad()
-        losses.sum().backward()
-        _record_retrieval_step(history, losses, weights, target, W_q, W_k)
-        opt.step()
-    return {key: np.array(rows) for key, rows in history.items()}
+    models = [DotProductRetriever(d_in, d_k, scaled=f, generator=g)
+              for f, g in zip(flags, gens, strict=True)]
+    held_out = retrieval_batch(eval_size, n_pairs, d_in, d_v, noise,
+                               torch.Generator().manual_seed(eval_seed))
+    grad_norms: dict[str, list[torch.Tensor]] = {"W_q": [], "W_k": []}
 
+    def record_gradients(params: dict[str, torch.Tensor]) -> None:
+        for name, norms in grad_norms.items():
+            norms.append(params[name].grad.flatten(1).norm(dim=1).detach())
 
-_RETRIEVAL_RECORDS = ("loss", "accuracy", "score_grad_norm", "wrong_grad_norm",
-                      "scores_grad_norm", "W_q_grad_norm", "W_k_grad_norm")
+    def measure(model_fn, _step) -> dict[str, torch.Tensor]:
+        return _retrieval_measures(*model_fn(*held_out[:3]), held_out, threshold)
 
-
-def _record_retrieval_step(history: dict[str, list], losses: torch.Tensor,
-                           weights: torch.Tensor, target: torch.Tensor,
-                           W_q: torch.Tensor, W_k: torch.Tensor) -> None:
-    """Append one step's per-run measurements (see :func:`train_retrieval`) to ``history``."""
     with torch.no_grad():
-        batch_size = weights.shape[1]
-        p, g = weights[:, :, 0], weights.grad[:, :, 0] * batch_size  # per-example dL/dp
-        score_grad = p * (g - (p * g).sum(-1, keepdim=True))  # J^T g, J = diag(p) - pp^T
-        norms = score_grad.norm(dim=-1)  # (R, B)
-        wrong = p.argmax(-1) != target
-        measured = {
-            "loss": losses,
-            "accuracy": 1.0 - wrong.double().mean(1),
-            "score_grad_norm": norms.median(dim=1).values,
-            "wrong_grad_norm": torch.where(wrong, norms, math.nan).nanmedian(dim=1).values,
-            "scores_grad_norm": score_grad.flatten(1).norm(dim=1) / batch_size,
-            "W_q_grad_norm": W_q.grad.flatten(1).norm(dim=1),
-            "W_k_grad_norm": W_k.grad.flatten(1).norm(dim=1),
-        }
-        for key, value in measured.items():
-            history[key].append(value.tolist())
+        start = _retrieval_measures(*(torch.stack(t) for t in zip(
+            *(m(*held_out[:3]) for m in models), strict=True)), held_out, threshold)
+    draws = _SharedDraws(lambda g: retrieval_batch(batch_size, n_pairs, d_in, d_v, noise, g),
+                         gens, seeds)
+    history = fit_replicas(
+        models, retrieval_loss, draws, generators=gens, steps=steps, optimizer=optimizer, lr=lr,
+        after_backward=record_gradients, callback=measure, record_every=record_every)
+    out = {"step": np.array([0, *history.step])}
+    for key, first in start.items():
+        out[key] = np.vstack([first.numpy()[None], history[key]])
+    out["train_loss"] = np.vstack([np.full((1, len(seeds)), np.nan), history.loss])
+    for name, norms in grad_norms.items():
+        out[f"{name}_grad_norm"] = torch.stack(norms).numpy()
+    return RetrievalRun(models, out)

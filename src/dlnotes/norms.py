@@ -10,11 +10,15 @@ sequences of different lengths. Used in chapter 6.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Iterable, Sequence
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
+from torch.func import functional_call, stack_module_state, vmap
 
 from dlnotes.validation import (
     check_choice,
@@ -22,9 +26,11 @@ from dlnotes.validation import (
     check_finite,
     check_in_range,
     check_int_at_least,
+    check_int_in_range,
     check_min_length,
     check_ndim,
     check_positive,
+    check_same_rows,
     check_shape,
     check_tensor,
 )
@@ -35,11 +41,22 @@ __all__ = [
     "LayerNorm",
     "norm_mlp",
     "train_eval_disagreement",
+    "mode_comparison",
     "train_mode_logits",
+    "with_population_statistics",
     "variable_length_sequences",
     "pad_sequences",
     "batch_statistics",
     "normalisation_jitter",
+    "ScaleInvarianceMonitor",
+    "largest_rate_that_trains",
+    "running_majority",
+    "TokenTagger",
+    "tagging_loss",
+    "token_accuracy",
+    "stacked_outputs",
+    "normalisation_mismatch",
+    "prefix_decoding_gap",
 ]
 
 
@@ -91,7 +108,28 @@ def normalize(
     """
     check_in_range("eps", eps, 0.0, float("inf"))
     dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    if _transformed(x):
+        return _plain_normalize(x, dims, float(eps))
     return _Normalize.apply(x, dims, float(eps))
+
+
+def _transformed(x: torch.Tensor) -> bool:
+    """True inside a ``torch.func`` transform (``vmap``, as :func:`dlnotes.training.fit_replicas`
+    uses it), where tensor values cannot be read and a custom backward has no batching rule."""
+    return torch._C._functorch.is_functorch_wrapped_tensor(x)
+
+
+def _plain_normalize(
+    x: torch.Tensor, dims: tuple[int, ...], eps: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The corrected two-pass formula of :func:`normalize` at ordinary magnitudes, left to
+    autograd: the path taken under ``vmap`` (same values; tested)."""
+    mean = x.mean(dim=dims, keepdim=True)
+    centred = x - mean
+    correction = centred.mean(dim=dims, keepdim=True)
+    centred, mean = centred - correction, mean + correction
+    var = (centred * centred).mean(dim=dims, keepdim=True)
+    return centred * torch.rsqrt(var + eps), mean.detach(), var.detach()
 
 
 def _forward_statistics(
@@ -179,6 +217,12 @@ class BatchNorm(nn.Module):
     with the *unbiased* batch variance (``n`` values per feature), as PyTorch does. In eval
     mode the running estimates replace the batch statistics.
 
+    With ``ghost_batch=g`` a training batch of ``N`` rows is normalised in ``N/g`` consecutive
+    groups of ``g`` rows, each with its own statistics ("ghost" batches, Hoffer et al. 2017):
+    what data-parallel training computes when each of ``N/g`` workers normalises its own
+    ``g`` samples while the gradient is averaged over all ``N``. The running estimates are then
+    updated with the mean over the groups of their means and unbiased variances.
+
     Parameters
     ----------
     num_features
@@ -189,20 +233,28 @@ class BatchNorm(nn.Module):
         Weight ``m`` in [0, 1] of the newest batch in the running estimates.
     affine
         If true, learn the scale ``weight`` (γ, initially 1) and shift ``bias`` (β, initially 0).
+    ghost_batch
+        Rows per normalisation group in training mode (≥ 2; ``N`` must be a multiple), or
+        ``None`` for the whole batch.
 
     Raises
     ------
     ValueError
-        For a bad setting, or in training mode a batch with one value per feature.
+        For a bad setting, or in training mode a batch with one value per feature (or not a
+        multiple of ``ghost_batch``).
     """
 
     def __init__(
-        self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True
+        self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True,
+        *, ghost_batch: int | None = None,
     ) -> None:
         super().__init__()
         check_int_at_least("num_features", num_features, 1)
         check_positive("eps", eps)
         check_in_range("momentum", momentum, 0.0, 1.0, high_inclusive=True)
+        if ghost_batch is not None:
+            check_int_at_least("ghost_batch", ghost_batch, 2)
+        self.ghost_batch = ghost_batch
         self.num_features = int(num_features)
         self.eps = float(eps)
         self.momentum = float(momentum)
@@ -213,27 +265,35 @@ class BatchNorm(nn.Module):
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
 
     def extra_repr(self) -> str:
+        ghost = "" if self.ghost_batch is None else f", ghost_batch={self.ghost_batch}"
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}")
+                f"affine={self.affine}{ghost}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise ``x`` of shape ``(N, C)`` or ``(N, C, L)`` feature by feature."""
         check_ndim("x", x, (2, 3))
         check_dim_size("x", x, 1, self.num_features, "features (num_features)")
-        check_finite("x", x)
+        if not _transformed(x):
+            check_finite("x", x)
         dims = (0,) if x.ndim == 2 else (0, 2)
         shape = (1, -1) if x.ndim == 2 else (1, -1, 1)
         if self.training:
-            n = x.numel() // self.num_features
+            group = x.shape[0] if self.ghost_batch is None else self.ghost_batch
+            n = group * math.prod(x.shape[2:])
             if n < 2:
                 raise ValueError("x must hold more than one value per feature in training "
                                  f"mode (a batch of one cannot be normalised), got shape "
                                  f"{tuple(x.shape)}")
-            x_hat, mean, var = normalize(x, dims, self.eps)
+            if x.shape[0] % group:
+                raise ValueError(f"x must have a multiple of ghost_batch={group} rows, got "
+                                 f"shape {tuple(x.shape)}")
+            groups = x.reshape(-1, group, *x.shape[1:])  # (N/g, g, C[, L])
+            x_hat, mean, var = normalize(groups, tuple(d + 1 for d in dims), self.eps)
+            x_hat = x_hat.reshape(x.shape)
             with torch.no_grad():
                 m = self.momentum
-                self.running_mean.mul_(1 - m).add_(m * mean.reshape(-1))
-                self.running_var.mul_(1 - m).add_(m * var.reshape(-1) * n / (n - 1))
+                self.running_mean.mul_(1 - m).add_(m * mean.mean(0).reshape(-1))
+                self.running_var.mul_(1 - m).add_(m * var.mean(0).reshape(-1) * n / (n - 1))
                 self.num_batches_tracked.add_(1)
         else:
             mean = self.running_mean.reshape(shape)
@@ -296,7 +356,8 @@ class LayerNorm(nn.Module):
         check_tensor("x", x, min_ndim=k)
         check_shape("x", x, (None,) * (x.ndim - k) + self.normalized_shape,
                     f"(..., *normalized_shape={self.normalized_shape})")
-        check_finite("x", x)
+        if not _transformed(x):
+            check_finite("x", x)
         x_hat, _, _ = normalize(x, tuple(range(-k, 0)), self.eps)
         if self.elementwise_affine:
             return x_hat * self.weight + self.bias
@@ -309,6 +370,7 @@ def norm_mlp(
     activation: Callable[[], nn.Module] = nn.Sigmoid,
     *,
     seed: int | None = None,
+    ghost_batch: int | None = None,
 ) -> nn.Sequential:
     """An MLP ``sizes[0] → … → sizes[-1]`` with a normalisation layer before each nonlinearity.
 
@@ -326,6 +388,8 @@ def norm_mlp(
     seed
         If given, the initial weights come from a generator seeded with it (the global torch
         state is left untouched), as in :func:`dlnotes.training.mlp`.
+    ghost_batch
+        With ``norm="batch"``: rows per normalisation group in training (:class:`BatchNorm`).
 
     Raises
     ------
@@ -336,7 +400,7 @@ def norm_mlp(
         check_int_at_least("seed", seed, 0)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return norm_mlp(sizes, norm, activation)
+            return norm_mlp(sizes, norm, activation, ghost_batch=ghost_batch)
     check_min_length("sizes", sizes, 2, "layer sizes")
     for i, s in enumerate(sizes):
         check_int_at_least(f"sizes[{i}]", s, 1)
@@ -346,7 +410,7 @@ def norm_mlp(
         layers.append(nn.Linear(n_in, n_out))
         if i < len(sizes) - 2:
             if norm == "batch":
-                layers.append(BatchNorm(n_out))
+                layers.append(BatchNorm(n_out, ghost_batch=ghost_batch))
             elif norm == "layer":
                 layers.append(LayerNorm(n_out))
             layers.append(activation())
@@ -394,6 +458,54 @@ def train_eval_disagreement(model: nn.Module, X: torch.Tensor, batch_size: int) 
     with torch.no_grad():
         eval_pred = twin(X[: len(train_pred)]).argmax(dim=1)
     return float((train_pred != eval_pred).float().mean())
+
+
+def with_population_statistics(model: nn.Sequential, X: torch.Tensor) -> nn.Sequential:
+    """A copy of ``model`` whose :class:`BatchNorm` layers hold the population statistics of
+    ``X`` instead of their moving averages (Ioffe & Szegedy's Algorithm 2).
+
+    Layer by layer, each BatchNorm's running mean and variance become the mean and the
+    *unbiased* variance of its input over all rows of ``X``, the earlier layers already
+    normalised with their population statistics.
+
+    Raises
+    ------
+    ValueError
+        If ``X`` is not 2-D with at least two rows.
+    """
+    check_ndim("X", X, 2)
+    check_int_at_least("len(X)", X.shape[0], 2)
+    twin = copy.deepcopy(model).eval()
+    h = X
+    with torch.no_grad():
+        for layer in twin:
+            if isinstance(layer, BatchNorm):
+                layer.running_mean.copy_(h.mean(dim=0))
+                layer.running_var.copy_(h.var(dim=0))
+            h = layer(h)
+    return twin
+
+
+def mode_comparison(model: nn.Module, X: torch.Tensor, y: torch.Tensor,
+                    batch_size: int) -> tuple[float, float, float]:
+    """Accuracy in eval mode, accuracy in train mode (consecutive batches of ``batch_size``
+    rows, :func:`train_mode_logits`) and the share of rows whose predicted class differs between
+    the two (:func:`train_eval_disagreement`), from one pass in each mode; on a copy of the
+    model. Rows beyond the last full batch are left out of all three.
+
+    Raises
+    ------
+    ValueError
+        If ``X`` is not 2-D, ``y`` does not match it, or ``batch_size`` < 2.
+    """
+    check_same_rows("X", X, "y", y)
+    train_pred = train_mode_logits(model, X, batch_size).argmax(dim=1)
+    n = len(train_pred)
+    twin = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        eval_pred = twin(X[:n]).argmax(dim=1)
+    hits = [(pred == y[:n]).double().mean() for pred in (eval_pred, train_pred)]
+    return float(hits[0]), float(hits[1]), float((train_pred != eval_pred).double().mean())
 
 
 def variable_length_sequences(
@@ -493,14 +605,17 @@ def batch_statistics(
 
 def normalisation_jitter(
     probe: torch.Tensor, batches: Iterable[Sequence[torch.Tensor]], eps: float = 1e-5
-) -> dict[str, dict[str, float]]:
-    """How much a fixed sequence's normalisation changes with the sequences batched beside it.
+) -> dict[str, dict[str, float | np.ndarray]]:
+    """How much a fixed sequence's batch normalisation changes with the sequences batched
+    beside it.
 
     ``probe`` (shape ``(T, C)``) is padded into a batch with each group of other sequences in
-    turn. For three normalisations — batch statistics over all positions of the padded batch
-    (``"batch, padding counted"``), batch statistics over real tokens only
-    (``"batch, masked"``) and per-token statistics (``"layer"``) — it records the statistics
+    turn. For two batch normalisations of the padded batch — statistics over all positions
+    (``"batch, padding counted"``, what a BatchNorm layer applied to the padded tensor
+    computes) and over the real tokens only (``"batch, masked"``) — it records the statistics
     used for the probe and the probe's normalised tokens, then summarises them across batches.
+    (LayerNorm is not measured: a token's statistics come from the token alone, so they cannot
+    change with the batch.)
 
     Parameters
     ----------
@@ -514,11 +629,13 @@ def normalisation_jitter(
     Returns
     -------
     dict
-        For each normalisation: ``"sd of mean"`` (standard deviation across batches of the
-        mean used, averaged over features, or over the probe's tokens for ``"layer"``),
-        ``"cv of variance"`` (the same for the variance, divided by its average) and
-        ``"output jitter"`` (standard deviation across batches of the probe's normalised
-        values, averaged over its entries).
+        For each normalisation: ``"sd of mean"`` (standard deviation across batches of the mean
+        used, averaged over features), ``"cv of variance"`` (the same for the variance,
+        divided by its average), ``"output jitter"`` (root mean square over the probe's
+        entries of their standard deviation across batches) and ``"deviations"``, one number
+        per batch: the mean squared deviation of the probe's normalised entries from their
+        average over the batches (``output jitter`` squared is their mean times
+        ``n/(n-1)``), the unit a bootstrap resamples.
 
     Raises
     ------
@@ -527,29 +644,258 @@ def normalisation_jitter(
     """
     check_ndim("probe", probe, 2)
     check_in_range("eps", eps, 0.0, float("inf"))
-    t = probe.shape[0]
-    names = ("batch, padding counted", "batch, masked", "layer")
+    names = ("batch, padding counted", "batch, masked")
     stats: dict[str, dict[str, list[torch.Tensor]]] = {
         k: {"mean": [], "var": [], "out": []} for k in names
     }
     for others in batches:
         x, mask = pad_sequences([probe, *others])
-        for name, m in ((names[0], None), (names[1], mask)):
+        for name, m in zip(names, (None, mask), strict=True):
             mean, var = batch_statistics(x, m)
             stats[name]["mean"].append(mean)
             stats[name]["var"].append(var)
             stats[name]["out"].append((probe - mean) / torch.sqrt(var + eps))
-        out, mean, var = normalize(x[0, :t], -1, eps)
-        for key, value in (("mean", mean[:, 0]), ("var", var[:, 0]), ("out", out)):
-            stats[names[2]][key].append(value)
     if len(stats[names[0]]["mean"]) < 2:
         raise ValueError("batches must hold at least two groups of sequences")
     summary = {}
     for name in names:
         mean, var, out = (torch.stack(stats[name][k]) for k in ("mean", "var", "out"))
+        deviations = ((out - out.mean(dim=0)) ** 2).flatten(1).mean(dim=1)
         summary[name] = {
             "sd of mean": float(mean.std(dim=0).mean()),
             "cv of variance": float((var.std(dim=0) / var.mean(dim=0)).mean()),
-            "output jitter": float(out.std(dim=0).mean()),
+            "output jitter": float(out.var(dim=0).mean().sqrt()),
+            "deviations": deviations.numpy(),
         }
     return summary
+
+
+# ------------------------------------------------------------ scale invariance (learning rate)
+class ScaleInvarianceMonitor:
+    r"""An ``after_backward`` hook for :func:`dlnotes.training.fit_replicas` that follows the
+    weight matrices feeding a batch normalisation.
+
+    Each row :math:`w` of such a matrix is scale-invariant: the normalised pre-activation of
+    :math:`a w` equals that of :math:`w` for :math:`a > 0` (up to ε). So its gradient
+    :math:`g` is orthogonal to it, and a plain SGD step with rate :math:`\eta` gives
+    :math:`\lVert w - \eta g\rVert^2 = \lVert w\rVert^2 + \eta^2\lVert g\rVert^2`: the squared
+    norm grows by exactly :math:`\eta^2\sum_t \lVert g_t\rVert^2` (chapter 6 derives it). For each
+    named stacked weight of shape ``(R, rows, columns)`` the monitor records, per replica and
+    row, the squared norm before the first step (``start[name]``), the running sum of
+    :math:`\lVert g\rVert^2` (``grad_sq[name]``) and the largest :math:`|\cos(w, g)|` over the
+    steps (``max_cos[name]``), each a tensor ``(R, rows)``.
+
+    Parameters
+    ----------
+    names
+        Names of the stacked parameters to follow (as in ``model.named_parameters()``).
+    """
+
+    def __init__(self, names: Sequence[str]) -> None:
+        check_min_length("names", names, 1, "parameter names")
+        self.names = list(names)
+        self.start: dict[str, torch.Tensor] = {}
+        self.grad_sq: dict[str, torch.Tensor] = {}
+        self.max_cos: dict[str, torch.Tensor] = {}
+
+    def __call__(self, params: dict[str, torch.Tensor]) -> None:
+        """Record one step's gradients (called by ``fit_replicas`` before the update)."""
+        with torch.no_grad():
+            for name in self.names:
+                w, g = params[name].detach(), params[name].grad
+                if name not in self.start:
+                    self.start[name] = (w * w).sum(-1)
+                    self.grad_sq[name] = torch.zeros_like(self.start[name])
+                    self.max_cos[name] = torch.zeros_like(self.start[name])
+                self.grad_sq[name] += (g * g).sum(-1)
+                norms = (w.norm(dim=-1) * g.norm(dim=-1)).clamp(min=torch.finfo(w.dtype).tiny)
+                self.max_cos[name] = torch.maximum(self.max_cos[name],
+                                                   ((w * g).sum(-1) / norms).abs())
+
+
+def largest_rate_that_trains(final: np.ndarray, rates: Sequence[float], *,
+                             threshold: float = 0.9) -> np.ndarray:
+    """Per seed, the largest learning rate at which a run reaches ``threshold``.
+
+    ``final`` holds the final accuracy of each run, shape ``(len(rates), seeds)`` (row ``r`` at
+    ``rates[r]``). A seed whose runs all stay below ``threshold`` gets half the smallest rate
+    (below the grid). Used for chapter 6's "largest rate that trains" on a grid of rates.
+
+    Raises
+    ------
+    ValueError
+        If ``final`` does not have one row per rate.
+    """
+    final = np.asarray(final, dtype=np.float64)
+    check_ndim("final", final, 2)
+    check_dim_size("final", final, 0, len(rates), "rows (one per rate)")
+    below = min(rates) / 2
+    return np.array([max((lr for lr, acc in zip(rates, column, strict=True) if acc >= threshold),
+                         default=below) for column in final.T])
+
+
+# --------------------------------------------------------- a Transformer on varied lengths
+def running_majority(
+    n: int, *, min_len: int, max_len: int, generator: torch.Generator,
+    length: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sequences of tokens 1 and 2 labelled at every position: is token 1 ahead so far?
+
+    Sequence ``b`` has a length drawn uniformly from ``[min_len, max_len]`` and fair random
+    tokens in {1, 2}, padded with 0 to ``length`` positions (``max_len`` by default). The
+    label at position ``t`` is 1 if the prefix ``0..t`` holds more 1s than 2s, 0 if fewer, and
+    -100 (ignored by ``F.cross_entropy``) at a tie or a padded position. A causal model that
+    averages its prefix solves it, so it suits token-by-token decoding.
+
+    Returns
+    -------
+    tokens, padding_mask, labels
+        ``(n, length)`` int64 ids, boolean mask (True at padding) and int64 labels.
+
+    Raises
+    ------
+    ValueError
+        If ``n`` < 1 or the lengths are not ``1 <= min_len <= max_len <= length``.
+    """
+    check_int_at_least("n", n, 1)
+    check_int_at_least("min_len", min_len, 1)
+    check_int_at_least("max_len", max_len, min_len)
+    length = max_len if length is None else length
+    check_int_at_least("length", length, max_len)
+    lengths = torch.randint(min_len, max_len + 1, (n,), generator=generator)
+    tokens = torch.randint(1, 3, (n, length), generator=generator)
+    padding = torch.arange(length)[None] >= lengths[:, None]
+    tokens = tokens.masked_fill(padding, 0)
+    lead = ((tokens == 1).long() - (tokens == 2).long()).cumsum(dim=1)
+    labels = (lead > 0).long().masked_fill((lead == 0) | padding, -100)
+    return tokens, padding, labels
+
+
+class TokenTagger(nn.Module):
+    """A :class:`dlnotes.transformer.Encoder` and a linear head that labels every position.
+
+    Parameters
+    ----------
+    encoder
+        The encoder (its parameters become this model's ``encoder.*``).
+    n_classes
+        Number of labels per position (≥ 2).
+    seed
+        If given, the head's initial weights come from a generator seeded with it.
+    """
+
+    def __init__(self, encoder: nn.Module, n_classes: int = 2, *,
+                 seed: int | None = None) -> None:
+        super().__init__()
+        check_int_at_least("n_classes", n_classes, 2)
+        self.encoder = encoder
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                check_int_at_least("seed", seed, 0)
+                torch.manual_seed(seed)
+            self.head = nn.Linear(encoder.d_model, n_classes)
+
+    def forward(self, tokens: torch.Tensor, padding_mask: torch.Tensor | None = None,
+                *, causal: bool = False) -> torch.Tensor:
+        """Logits ``(B, T, n_classes)`` at every position of ``tokens`` ``(B, T)``."""
+        return self.head(self.encoder(tokens, padding_mask, causal=causal))
+
+
+def tagging_loss(model: nn.Module, tokens: torch.Tensor, padding_mask: torch.Tensor,
+                 labels: torch.Tensor, *, causal: bool = True) -> torch.Tensor:
+    """Mean cross-entropy over the labelled positions (labels ≥ 0) of a :class:`TokenTagger`."""
+    logits = model(tokens, padding_mask, causal=causal)
+    return F.cross_entropy(logits.flatten(0, -2), labels.flatten(), ignore_index=-100)
+
+
+def token_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Share of labelled positions (labels ≥ 0) whose arg-max logit is the label; logits
+    ``(..., B, T, C)`` and labels ``(B, T)`` give a tensor of shape ``(...)``."""
+    labelled = (labels >= 0).to(logits.dtype)
+    right = (logits.argmax(-1) == labels).to(logits.dtype) * labelled
+    return right.sum(dim=(-2, -1)) / labelled.sum()
+
+
+def stacked_outputs(models: Sequence[nn.Module], *, train: bool = False) -> Callable:
+    """A function that maps shared inputs to the outputs ``(R, ...)`` of models of one
+    architecture, computed side by side (``vmap``), in train or eval mode. Train mode runs on
+    stacked *copies* of the buffers, so the models' running statistics are left untouched
+    (each call starts again from them)."""
+    params, buffers = stack_module_state(list(models))
+    params = {k: v.detach() for k, v in params.items()}
+    base = copy.deepcopy(models[0]).to("meta")
+
+    def run(*inputs: torch.Tensor, **kwargs) -> torch.Tensor:
+        base.train(train)
+        fresh = {k: v.clone() for k, v in buffers.items()} if train else buffers
+        return vmap(lambda p, b: functional_call(base, (p, b), inputs, kwargs))(params, fresh)
+
+    return run
+
+
+def normalisation_mismatch(
+    models: Sequence[nn.Module], tokens: torch.Tensor, padding_mask: torch.Tensor,
+    labels: torch.Tensor, *, batch_size: int, extra_padding: int, split: int,
+) -> dict[str, np.ndarray]:
+    """Train/inference mismatch of causal :class:`TokenTagger` replicas, one value per model.
+
+    - ``"eval accuracy"``: token accuracy in eval mode (running statistics), which is what
+      token-by-token decoding computes (see :func:`prefix_decoding_gap`);
+    - ``"batch-statistics accuracy"``: in train mode on consecutive batches of ``batch_size``
+      sequences, as in training;
+    - ``"with extra padding"``: the same with ``extra_padding`` more padded positions per
+      sequence;
+    - ``"future leak"``: in train mode, the largest change of a logit at a real position before
+      ``split`` when every token from ``split`` on is flipped (1 ↔ 2); 0 for a causal model
+      whose positions depend on their prefix only.
+
+    Raises
+    ------
+    ValueError
+        If the number of sequences is not a multiple of ``batch_size`` or ``split`` is not
+        inside the sequences.
+    """
+    check_int_at_least("batch_size", batch_size, 2)
+    check_int_at_least("extra_padding", extra_padding, 0)
+    check_int_in_range("split", split, 1, tokens.shape[1] - 1)
+    if tokens.shape[0] % batch_size:
+        raise ValueError(f"tokens must hold a multiple of batch_size={batch_size} sequences, "
+                         f"got {tokens.shape[0]}")
+    padded = (F.pad(tokens, (0, extra_padding)),
+              torch.cat([padding_mask, padding_mask.new_ones(len(tokens), extra_padding)], 1))
+    flipped = torch.where(~padding_mask & (torch.arange(tokens.shape[1]) >= split),
+                          3 - tokens, tokens)
+    in_train, in_eval = stacked_outputs(models, train=True), stacked_outputs(models)
+    runs: dict[str, list] = {"plain": [], "padded": [], "flipped": []}
+    with torch.no_grad():
+        evaluated = in_eval(tokens, padding_mask, causal=True)
+        for rows in torch.arange(tokens.shape[0]).split(batch_size):
+            for name, (t, m) in zip(runs, ((tokens, padding_mask), padded,
+                                           (flipped, padding_mask)), strict=True):
+                runs[name].append(in_train(t[rows], m[rows], causal=True))
+    plain, flip = torch.cat(runs["plain"], 1), torch.cat(runs["flipped"], 1)
+    change = (flip[:, :, :split] - plain[:, :, :split]).abs().amax(-1)
+    return {
+        "eval accuracy": token_accuracy(evaluated, labels).numpy(),
+        "batch-statistics accuracy": token_accuracy(plain, labels).numpy(),
+        "with extra padding": token_accuracy(torch.cat(runs["padded"], 1),
+                                             F.pad(labels, (0, extra_padding), value=-100)
+                                             ).numpy(),
+        "future leak": (change * ~padding_mask[:, :split]).flatten(1).amax(1).numpy(),
+    }
+
+
+def prefix_decoding_gap(model: nn.Module, tokens: torch.Tensor,
+                        padding_mask: torch.Tensor) -> float:
+    """Largest difference between decoding token by token — position ``t`` computed from the
+    prefix ``0..t`` alone, in eval mode — and one causal eval-mode pass over whole sequences,
+    over the real positions. 0 up to rounding for any normalisation in eval mode."""
+    model = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        full = model(tokens, padding_mask, causal=True)
+        gap = 0.0
+        for t in range(1, tokens.shape[1] + 1):
+            step = model(tokens[:, :t], padding_mask[:, :t], causal=True)[:, -1]
+            real = (~padding_mask[:, t - 1]).to(step.dtype)
+            gap = max(gap, float(((step - full[:, t - 1]).abs().amax(-1) * real).max()))
+    return gap

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from dlnotes.evidence import Interval, percentile_interval
 from dlnotes.validation import (
     as_float_array,
     check_dim_size,
@@ -33,6 +34,7 @@ __all__ = [
     "fit_whitening",
     "apply_whitening",
     "anisotropy",
+    "anisotropy_interval",
     "paired_cosine",
     "shared_mean_cosine",
     "knn_distance",
@@ -40,6 +42,7 @@ __all__ = [
     "uniformity",
     "weighted_spearman",
     "item_bootstrap_weights",
+    "bootstrap_spearman",
 ]
 
 
@@ -63,10 +66,10 @@ def fit_whitening(
     Parameters
     ----------
     X
-        Array or tensor of shape ``(n, d)`` with finite values and ``n > d`` (more samples than
-        dimensions, so that the covariance can have full rank).
+        Array or tensor of shape ``(n, d)`` with finite values.
     k
-        Number of output dimensions, an integer in ``[1, d]``; ``None`` keeps all ``d``.
+        Number of output dimensions, an integer in ``[1, d]`` and below ``n`` (the covariance
+        of ``n`` samples has rank at most ``n - 1``); ``None`` keeps all ``d``.
     rtol
         A kept eigenvalue must exceed ``rtol`` times the largest one; smaller ones are
         numerically zero and cannot be divided by.
@@ -81,16 +84,15 @@ def fit_whitening(
     Raises
     ------
     ValueError
-        If ``n <= d`` or a kept eigenvalue is numerically zero, or for a bad argument.
+        If ``k >= n`` or a kept eigenvalue is numerically zero, or for a bad argument.
     """
     X = as_float_array("X", X, 2)
     n, d = X.shape
-    if n <= d:
-        raise ValueError(
-            f"X must have more samples than dimensions (n > d) to fit a whitening, got n={n}, d={d}"
-        )
     k = d if k is None else k
     check_int_in_range("k", k, 1, d)
+    if k >= n:
+        raise ValueError(f"k must be smaller than the number of samples (the covariance of n "
+                         f"samples has rank at most n - 1), got k={k}, n={n}")
     check_positive("rtol", rtol)
     mu = X.mean(axis=0)
     cov = np.atleast_2d(np.cov(X - mu, rowvar=False))  # a 1 × 1 matrix when d = 1
@@ -169,6 +171,48 @@ def anisotropy(X: Any) -> float:
     U = _unit_rows("X", X)
     total = U.sum(axis=0)
     return float((total @ total - n) / (n * (n - 1)))
+
+
+def anisotropy_interval(X: Any, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0,
+                        unit: str = "rows") -> Interval:
+    r""":func:`anisotropy` of the rows of ``X`` with a percentile bootstrap interval over rows.
+
+    Each resample draws ``n`` rows with replacement; its anisotropy is
+    :math:`(\lVert \sum_i c_i u_i\rVert^2 - n) / (n(n-1))` with :math:`c_i` the number of copies
+    of row :math:`i`, all resamples in one matrix product. The draws are those of
+    :func:`dlnotes.evidence.bootstrap_interval` with the same ``seed``, so the two give the same
+    interval.
+
+    Parameters
+    ----------
+    X
+        ``(n, d)`` rows (sentences, tokens), as :func:`anisotropy`.
+    n_boot, seed
+        Number of resamples (>= 100) and their seed.
+    level
+        Confidence level in (0, 1).
+    unit
+        What a row is, for the evidence line.
+
+    Returns
+    -------
+    dlnotes.evidence.Interval
+
+    Raises
+    ------
+    ValueError
+        As :func:`anisotropy`, or for out-of-range settings.
+    """
+    X = as_float_array("X", X, 2, min_rows=2)
+    check_int_at_least("n_boot", n_boot, 100)
+    n = X.shape[0]
+    U = _unit_rows("X", X)
+    draws = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    copies = np.zeros((n_boot, n))
+    np.add.at(copies, (np.arange(n_boot)[:, None], draws), 1.0)
+    totals = copies @ U
+    replicates = ((totals**2).sum(axis=1) - n) / (n * (n - 1))
+    return percentile_interval(anisotropy(X), replicates, n=n, unit=unit, level=level)
 
 
 def paired_cosine(A: Any, B: Any) -> np.ndarray:
@@ -512,3 +556,69 @@ def item_bootstrap_weights(i: Any, j: Any, n_boot: int, *, seed: int = 0) -> np.
                                                      size=n_boot)
     ends_i, ends_j = counts[:, codes[: len(i)]], counts[:, codes[len(i):]]
     return np.where(i == j, ends_i, ends_i * ends_j)
+
+
+def bootstrap_spearman(
+    scores: Any,
+    ratings: Any,
+    *,
+    items: tuple[Any, Any] | None = None,
+    baseline: Any = None,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    unit: str = "pairs",
+) -> Interval:
+    r"""Spearman correlation of pair ``scores`` with ``ratings``, with a bootstrap percentile
+    interval (:func:`weighted_spearman` on resampling weights).
+
+    Without ``items`` the rated pairs are the units: each resample draws ``n`` pairs with
+    replacement (right when pairs rarely share an item, as in word-similarity sets). With
+    ``items = (i, j)``, the labels of the two items of each pair, the items are the units
+    (:func:`item_bootstrap_weights`: right when every item takes part in many pairs, as all
+    pairs of 50 documents). With ``baseline`` (scores of the same pairs by another method),
+    the estimate and interval are those of the paired difference
+    :math:`\rho(\text{scores}) - \rho(\text{baseline})` on the same resamples, so that what the
+    two share cancels.
+
+    Parameters
+    ----------
+    scores, baseline
+        Finite scores of the ``n`` pairs (e.g. cosines), 1-D.
+    ratings
+        The ``n`` human ratings.
+    items
+        Optional integer labels ``(i, j)`` of the two items of each pair.
+    n_boot, seed
+        Number of resamples (>= 1) and their seed (>= 0).
+    level
+        Confidence level in (0, 1).
+    unit
+        What a unit is, for the evidence line ("word pairs", "documents").
+
+    Returns
+    -------
+    dlnotes.evidence.Interval
+        Estimate, interval, and ``n`` = the number of units (pairs, or distinct items).
+
+    Raises
+    ------
+    ValueError
+        For inputs of different lengths or out-of-range settings.
+    """
+    x = as_float_array("scores", scores, 1)
+    rows = x[None] if baseline is None else np.stack([x, as_float_array("baseline", baseline, 1)])
+    check_int_at_least("n_boot", n_boot, 1)
+    check_int_at_least("seed", seed, 0)
+    if items is None:
+        n = len(x)
+        weights = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=n_boot)
+    else:
+        weights = item_bootstrap_weights(*items, n_boot, seed=seed)
+        n = len(np.unique(np.concatenate([np.asarray(items[0]), np.asarray(items[1])])))
+    reps = weighted_spearman(rows, ratings, weights)
+    rho = weighted_spearman(rows, ratings, np.ones(len(x)))
+    estimate, replicates = (rho[0], reps[0]) if baseline is None else (
+        rho[0] - rho[1], reps[0] - reps[1])
+    return percentile_interval(float(estimate), replicates[np.isfinite(replicates)], n=n,
+                               unit=unit, level=level)

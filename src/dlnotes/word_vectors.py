@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -23,24 +24,30 @@ from gensim.models import KeyedVectors, Word2Vec
 from gensim.models.callbacks import CallbackAny2Vec
 from gensim.utils import simple_preprocess
 from safetensors import safe_open
-from scipy.stats import spearmanr
+from scipy.stats import norm, spearmanr
 from tokenizers import Tokenizer
+from torch import nn
 
 from dlnotes.embeddings import model_dir
+from dlnotes.evidence import Interval
+from dlnotes.training import fit_replicas
 from dlnotes.validation import (
     as_float_array,
     check_dim_size,
+    check_in_range,
     check_int_at_least,
     check_integer_array,
     check_min_length,
     check_ndim,
-    check_nonnegative,
     check_nonzero_rows,
     check_positive,
     check_same_length,
     check_same_shape,
     check_shape,
+    check_square,
     check_strings,
+    check_symmetric,
+    check_type,
     check_values_in,
 )
 
@@ -49,13 +56,20 @@ __all__ = [
     "cooccurrence_counts",
     "shifted_pmi",
     "sgns_pair_loss",
+    "SkipGramNS",
+    "sgns_expected_loss",
     "train_sgns",
     "simple_tokens",
     "crc32_hash",
     "train_word2vec",
+    "random_walks",
+    "window_cooccurrence",
+    "deepwalk_matrix",
+    "deepwalk",
     "cosine_matrix",
     "nearest_words",
     "similarity_spearman",
+    "spearman_interval",
     "analogy_accuracy",
     "minilm_token_embeddings",
     "static_word_vectors",
@@ -137,7 +151,16 @@ def _pair_arrays(centres: Any, contexts: Any, n_words: int) -> tuple[np.ndarray,
     return w.astype(np.int64), c.astype(np.int64)
 
 
-def shifted_pmi(counts: Any, k: float = 1.0) -> np.ndarray:
+def _count_matrix(counts: Any) -> np.ndarray:
+    """``counts`` as a float64 matrix of non-negative counts with a positive sum."""
+    counts = as_float_array("counts", counts, 2)
+    check_values_in("counts", counts, 0.0)
+    if not counts.sum() > 0:
+        raise ValueError("counts must have a positive sum")
+    return counts
+
+
+def shifted_pmi(counts: Any, k: float = 1.0, *, skip_positive_noise: bool = False) -> np.ndarray:
     r"""Shifted pointwise mutual information of a co-occurrence count matrix.
 
     .. math::
@@ -150,12 +173,20 @@ def shifted_pmi(counts: Any, k: float = 1.0) -> np.ndarray:
     :math:`w^\top c` (Levy and Goldberg, 2014).
     Pairs never seen (:math:`\#(w, c) = 0`) get :math:`-\infty`, without a warning.
 
+    The word2vec program (and gensim) skips a noise sample that equals the positive context
+    of its pair, so a pair :math:`(w, c)` meets :math:`c` as noise only among the other
+    :math:`\#(w) - \#(w, c)` pairs of :math:`w`; its optimum is then higher by
+    :math:`-\log(1 - \#(w, c)/\#(w))`, which ``skip_positive_noise=True`` adds (negligible for
+    a large vocabulary, not for a small graph).
+
     Parameters
     ----------
     counts
         Non-negative, finite 2-D array of counts (need not be integer), with a positive sum.
     k
         Number of negative samples, > 0 (``k = 1`` gives plain PMI).
+    skip_positive_noise
+        Add word2vec's correction above (``+inf`` where every pair of ``w`` has context ``c``).
 
     Returns
     -------
@@ -167,11 +198,8 @@ def shifted_pmi(counts: Any, k: float = 1.0) -> np.ndarray:
     ValueError
         If ``counts`` sums to 0, or for a wrong shape or value.
     """
-    counts = as_float_array("counts", counts, 2)
-    check_values_in("counts", counts, 0.0)
+    counts = _count_matrix(counts)
     total = counts.sum()
-    if not total > 0:
-        raise ValueError("counts must have a positive sum")
     check_positive("k", k)
     out = np.full(counts.shape, -np.inf)
     rows, cols = np.nonzero(counts)
@@ -179,6 +207,9 @@ def shifted_pmi(counts: Any, k: float = 1.0) -> np.ndarray:
     log_cols = np.log(counts.sum(axis=0)[cols])
     out[rows, cols] = (np.log(counts[rows, cols]) + np.log(total) - log_rows - log_cols
                        - np.log(k))
+    if skip_positive_noise:
+        with np.errstate(divide="ignore"):
+            out[rows, cols] -= np.log1p(-counts[rows, cols] / counts.sum(axis=1)[rows])
     return out
 
 
@@ -219,96 +250,132 @@ def sgns_pair_loss(w: torch.Tensor, c: torch.Tensor, negatives: torch.Tensor) ->
     return -(positive + negative)
 
 
-def train_sgns(
-    centres: Any,
-    contexts: Any,
-    n_words: int,
-    *,
-    dim: int = 50,
-    negatives: int = 5,
-    alpha: float = 0.75,
-    epochs: int = 5,
-    lr: float = 0.05,
-    batch_size: int = 1024,
-    seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    r"""Train skip-gram with negative sampling on given (centre, context) id pairs.
+class SkipGramNS(nn.Module):
+    r"""The two tables of skip-gram with negative sampling: word (centre) and context vectors.
 
-    Each epoch visits the pairs in a random order in mini-batches; each pair gets
-    ``negatives`` noise contexts drawn from :math:`P_n(c) \propto \#(c)^\alpha`, where
-    :math:`\#(c)` counts ``c`` among ``contexts``; the loss is :func:`sgns_pair_loss`,
-    averaged over the batch and minimised with Adam, the step size falling linearly to 0.
     Word vectors start uniform in :math:`\pm 0.5/\text{dim}` and context vectors at 0, as in
-    word2vec. With ``alpha = 1`` the optimum of :math:`w^\top c` is :func:`shifted_pmi` of the
-    pairs' counts (for ``dim`` large enough).
+    word2vec; float64. Calling the module returns the matrix of products :math:`WC^\top`
+    (entry :math:`[w, c] = w^\top c`).
 
     Parameters
     ----------
-    centres, contexts
-        Integer id arrays of the same length (at least 1), values in ``[0, n_words)``.
-    n_words
-        Vocabulary size, an integer >= 1.
-    dim
-        Vector dimension, an integer >= 1.
-    negatives
-        Noise samples per pair (:math:`k`), an integer >= 1.
-    alpha
-        Exponent of the noise distribution, >= 0 (word2vec uses 0.75).
-    epochs, batch_size
-        Passes over the pairs and pairs per step, integers >= 1.
-    lr
-        Initial Adam step size, > 0.
+    n_words, dim
+        Vocabulary size and vector dimension, integers >= 1.
     seed
-        Seed of the initial vectors, the order of the pairs and the noise samples.
+        Seed of the initial word vectors (the global torch state is untouched).
+    """
+
+    def __init__(self, n_words: int, dim: int, *, seed: int = 0) -> None:
+        super().__init__()
+        check_int_at_least("n_words", n_words, 1)
+        check_int_at_least("dim", dim, 1)
+        check_int_at_least("seed", seed, 0)
+        gen = torch.Generator().manual_seed(seed)
+        init = (torch.rand(n_words, dim, generator=gen, dtype=torch.float64) - 0.5) / dim
+        self.words = nn.Parameter(init)
+        self.contexts = nn.Parameter(torch.zeros(n_words, dim, dtype=torch.float64))
+
+    def forward(self) -> torch.Tensor:
+        """The ``(n_words, n_words)`` products of every word vector with every context vector."""
+        return self.words @ self.contexts.T
+
+
+def sgns_expected_loss(products: torch.Tensor, counts: torch.Tensor,
+                       negatives: int) -> torch.Tensor:
+    r"""Mean SGNS loss per pair, in expectation over the negative samples.
+
+    For pair counts :math:`\#(w, c)` with :math:`|D|` pairs and :math:`k` negatives per pair drawn
+    from the context distribution :math:`\#(c)/|D|`, summing :func:`sgns_pair_loss` over the
+    pairs and averaging over the noise gives (Levy and Goldberg, 2014)
+
+    .. math::
+
+       \ell = -\frac{1}{|D|}\sum_{w,c}\Big(\#(w,c)\log\sigma(x_{wc})
+       + k\,\frac{\#(w)\,\#(c)}{|D|}\log\sigma(-x_{wc})\Big), \qquad x_{wc} = w^\top c ,
+
+    whose minimum, cell by cell, is :func:`shifted_pmi`. Word2vec's stochastic gradient descent
+    samples this function; minimising it directly reaches the same optimum without sampling
+    noise.
+
+    Parameters
+    ----------
+    products
+        ``(n_words, n_words)`` scores :math:`w^\top c`.
+    counts
+        ``(n_words, n_words)`` non-negative pair counts (rows: centres, columns: contexts).
+    negatives
+        :math:`k`, an integer >= 1.
 
     Returns
     -------
-    W, C
-        Float64 arrays ``(n_words, dim)``: word (centre) and context vectors.
+    torch.Tensor
+        A scalar.
 
     Raises
     ------
     ValueError
-        If an argument is out of range or the id arrays are invalid.
-
-    Notes
-    -----
-    The whole loop runs in one torch generator seeded with ``seed``, so a
-    call is reproducible (with one torch thread, as :func:`dlnotes.setup` sets).
+        If the shapes differ.
     """
-    check_int_at_least("n_words", n_words, 1)
-    w_ids, c_ids = _pair_arrays(centres, contexts, n_words)
-    check_min_length("centres", w_ids, 1, "pairs (with contexts)")
-    for name, value in (("dim", dim), ("negatives", negatives), ("epochs", epochs),
-                        ("batch_size", batch_size)):
-        check_int_at_least(name, value, 1)
-    check_nonnegative("alpha", alpha)
-    check_positive("lr", lr)
-    check_int_at_least("seed", seed, 0)
-    gen = torch.Generator().manual_seed(seed)
-    W = ((torch.rand(n_words, dim, generator=gen) - 0.5) / dim).requires_grad_()
-    C = torch.zeros(n_words, dim, requires_grad=True)
-    context_counts = np.bincount(c_ids, minlength=n_words).astype(np.float64)
-    noise = context_counts**alpha * (context_counts > 0)  # 0**0 = 1: unseen ids stay out
-    cdf = torch.as_tensor(np.cumsum(noise) / noise.sum())
-    w_all, c_all = torch.as_tensor(w_ids), torch.as_tensor(c_ids)
-    steps = epochs * -(-w_ids.size // batch_size)
-    optimiser = torch.optim.Adam([W, C], lr=lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda t: 1 - t / steps)
-    for _ in range(epochs):
-        order = torch.randperm(w_ids.size, generator=gen)
-        # inverse-CDF sampling of all noise contexts of the epoch at once
-        uniform = torch.rand(w_ids.size * negatives, generator=gen, dtype=torch.float64)
-        noise_ids = torch.searchsorted(cdf, uniform, right=True).clamp_(max=n_words - 1)
-        noise_ids = noise_ids.view(w_ids.size, negatives)
-        for batch in order.split(batch_size):
-            loss = sgns_pair_loss(F.embedding(w_all[batch], W), F.embedding(c_all[batch], C),
-                                  F.embedding(noise_ids[batch], C)).mean()
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-    return W.detach().double().numpy(), C.detach().double().numpy()
+    check_same_shape("products", products, "counts", counts)
+    check_int_at_least("negatives", negatives, 1)
+    total = counts.sum()
+    noise = negatives * counts.sum(dim=1, keepdim=True) * counts.sum(dim=0, keepdim=True) / total
+    return -(counts * F.logsigmoid(products) + noise * F.logsigmoid(-products)).sum() / total
+
+
+def train_sgns(
+    counts: Any,
+    *,
+    dim: int = 50,
+    negatives: int = 5,
+    steps: int = 1000,
+    lr: float = 0.01,
+    seeds: Sequence[int] = (0,),
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Train skip-gram with negative sampling on pair counts, one model per seed, side by
+    side: full-batch Adam on :func:`sgns_expected_loss` through
+    :func:`dlnotes.training.fit_replicas`.
+
+    The seed fixes a model's initial word vectors (:class:`SkipGramNS`). With ``dim`` at least
+    the vocabulary size every product is free and the optimum is :func:`shifted_pmi` of
+    ``counts`` with ``k = negatives``.
+
+    Parameters
+    ----------
+    counts
+        ``(n_words, n_words)`` non-negative pair counts with a positive sum
+        (:func:`cooccurrence_counts`).
+    dim
+        Vector dimension, an integer >= 1.
+    negatives
+        Noise samples per pair (:math:`k`), an integer >= 1.
+    steps
+        Full-batch Adam steps, an integer >= 1.
+    lr
+        Adam step size, > 0.
+    seeds
+        One seed (>= 0) per model.
+
+    Returns
+    -------
+    W, C
+        Float64 arrays ``(len(seeds), n_words, dim)``: word (centre) and context vectors.
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range or ``counts`` is not a square count matrix.
+    """
+    counts = _count_matrix(counts)
+    check_square("counts", counts)
+    check_min_length("seeds", seeds, 1, "seeds")
+    models = [SkipGramNS(len(counts), dim, seed=s) for s in seeds]
+    fit_replicas(models, lambda model, n: sgns_expected_loss(model(), n, negatives),
+                 (torch.as_tensor(counts),), generators=[torch.Generator() for _ in seeds],
+                 steps=steps, optimizer="adam", lr=lr)
+    W = np.stack([m.words.detach().numpy() for m in models])
+    C = np.stack([m.contexts.detach().numpy() for m in models])
+    return W, C
 
 
 # --- word2vec through gensim -----------------------------------------------------------------
@@ -390,6 +457,8 @@ def train_word2vec(
     min_count: int = 5,
     negative: int = 5,
     epochs: int = 5,
+    alpha: float = 0.025,
+    min_alpha: float = 0.0001,
     seed: int = 0,
     on_epoch_end: Callable[[int, KeyedVectors], None] | None = None,
 ) -> KeyedVectors:
@@ -399,8 +468,10 @@ def train_word2vec(
     (``sg=False``) predicts the centre word from the mean of its context vectors
     (Mikolov et al., 2013). Both use negative sampling with gensim's defaults otherwise
     (noise exponent 0.75, down-sampling of frequent words at 1e-3, a window shrunk at random
-    per centre). With ``workers=1``, the ``seed`` and :func:`crc32_hash` as ``hashfxn``, two
-    calls give identical vectors in any process.
+    per centre). The step size falls linearly from ``alpha`` to ``min_alpha`` over the run;
+    ``min_alpha = alpha`` keeps it constant, so that the vectors after epoch :math:`e` of a
+    longer run are those of an :math:`e`-epoch run. With ``workers=1``, the ``seed`` and
+    :func:`crc32_hash` as ``hashfxn``, two calls give identical vectors in any process.
 
     Parameters
     ----------
@@ -410,6 +481,8 @@ def train_word2vec(
         Skip-gram if true, CBOW if false.
     vector_size, window, min_count, negative, epochs
         As in gensim, integers >= 1.
+    alpha, min_alpha
+        Initial and final step size, 0 < ``min_alpha`` <= ``alpha``.
     seed
         Seed of the initial vectors and of every random choice, an integer >= 0.
     on_epoch_end
@@ -424,19 +497,235 @@ def train_word2vec(
     Raises
     ------
     ValueError
-        If an integer argument is out of range or ``sentences`` is empty.
+        If an argument is out of range or ``sentences`` is empty.
     """
     for name, value in (("vector_size", vector_size), ("window", window),
                         ("min_count", min_count), ("negative", negative), ("epochs", epochs)):
         check_int_at_least(name, value, 1)
+    check_positive("min_alpha", min_alpha)
+    check_in_range("alpha", alpha, min_alpha, 1.0)
     check_int_at_least("seed", seed, 0)
     check_min_length("sentences", sentences, 1, "sentences")
     callbacks = [_EpochEnd(on_epoch_end)] if on_epoch_end is not None else []
+    return _word2vec(sentences, vector_size=vector_size, window=window, min_count=min_count,
+                     sg=int(bool(sg)), negative=negative, epochs=epochs, alpha=alpha,
+                     min_alpha=min_alpha, seed=seed, callbacks=callbacks).wv
+
+
+def _word2vec(sentences: Sequence[Sequence[str]], **options: Any) -> Word2Vec:
+    """gensim's ``Word2Vec`` with negative sampling, one worker thread, CRC-32 hashing, quiet."""
     with _quiet_gensim():
-        model = Word2Vec(sentences, vector_size=vector_size, window=window, min_count=min_count,
-                         sg=int(bool(sg)), hs=0, negative=negative, epochs=epochs, seed=seed,
-                         workers=1, hashfxn=crc32_hash, callbacks=callbacks)
-    return model.wv
+        return Word2Vec(sentences, hs=0, workers=1, hashfxn=crc32_hash, **options)
+
+
+# --- DeepWalk: skip-gram on random walks -------------------------------------------------------
+
+
+def _transition_matrix(adjacency: Any) -> np.ndarray:
+    """Row-normalised ``adjacency`` (checked: square, finite, non-negative, no empty row)."""
+    A = as_float_array("adjacency", adjacency, 2)
+    check_square("adjacency", A)
+    check_values_in("adjacency", A, 0.0)
+    degree = A.sum(axis=1, keepdims=True)
+    if (degree == 0).any():
+        raise ValueError(f"adjacency: node {int(np.argmax(degree[:, 0] == 0))} has no edge, a "
+                         "walk cannot leave it")
+    return A / degree
+
+
+def random_walks(
+    adjacency: Any, *, walk_length: int, walks_per_node: int, generator: torch.Generator
+) -> list[list[int]]:
+    r"""Random walks on a graph, ``walks_per_node`` of them starting at every node (DeepWalk).
+
+    Each step moves from node :math:`i` to a neighbour :math:`j` with probability
+    :math:`A_{ij} / \sum_{j'} A_{ij'}` (uniformly over the neighbours of an unweighted graph):
+    the random walk with transition matrix :math:`P = D^{-1}A`. Walks come in rounds: round
+    :math:`r` holds one walk from each node, in node order (Perozzi et al., 2014).
+
+    Parameters
+    ----------
+    adjacency
+        ``(n, n)`` non-negative adjacency (or weight) matrix; every node needs an edge.
+    walk_length
+        Nodes per walk, the start included, an integer >= 1.
+    walks_per_node
+        Walks starting at each node, an integer >= 1.
+    generator
+        The source of every random step.
+
+    Returns
+    -------
+    list of list of int
+        ``n * walks_per_node`` walks of ``walk_length`` node ids each.
+
+    Raises
+    ------
+    ValueError
+        For a node without an edge, or a wrong matrix or setting.
+    """
+    P = torch.as_tensor(_transition_matrix(adjacency))
+    check_int_at_least("walk_length", walk_length, 1)
+    check_int_at_least("walks_per_node", walks_per_node, 1)
+    check_type("generator", generator, torch.Generator)
+    node = torch.arange(len(P)).repeat(walks_per_node)
+    steps = [node]
+    for _ in range(walk_length - 1):
+        node = torch.multinomial(P[node], 1, generator=generator)[:, 0]
+        steps.append(node)
+    return torch.stack(steps, dim=1).tolist()
+
+
+def window_cooccurrence(sequences: Iterable[Sequence[int]], window: int,
+                        n_words: int) -> np.ndarray:
+    r"""Counts :math:`\#(w, c)` of the skip-gram pairs of integer sequences (fixed window).
+
+    The same counts as :func:`cooccurrence_counts` of :func:`skipgram_pairs` of every
+    sequence, computed one offset at a time. Negative ids keep their place but give no pair
+    (a word left out of the vocabulary).
+
+    Parameters
+    ----------
+    sequences
+        Sequences of ids in ``[-1, n_words)`` (walks, documents).
+    window
+        Context radius, an integer >= 1.
+    n_words
+        Vocabulary size, an integer >= 1.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_words, n_words)`` int64 counts, symmetric.
+
+    Raises
+    ------
+    ValueError
+        For ids out of range or a bad setting.
+    """
+    check_int_at_least("window", window, 1)
+    check_int_at_least("n_words", n_words, 1)
+    counts = np.zeros((n_words, n_words), dtype=np.int64)
+    for i, seq in enumerate(sequences):
+        ids = np.asarray(seq, dtype=np.int64)
+        if ids.size:
+            check_integer_array(f"sequences[{i}]", ids, 1, low=-1, high=n_words)
+        for r in range(1, min(window, ids.size - 1) + 1):
+            a, b = ids[:-r], ids[r:]
+            keep = (a >= 0) & (b >= 0)
+            np.add.at(counts, (a[keep], b[keep]), 1)
+    return counts + counts.T
+
+
+def deepwalk_matrix(adjacency: Any, *, window: int, negatives: int) -> np.ndarray:
+    r"""The matrix DeepWalk factorises implicitly (NetMF, Qiu et al., 2018).
+
+    For an undirected connected graph with degrees :math:`d_i`, volume
+    :math:`\operatorname{vol} = \sum_i d_i`, :math:`D = \operatorname{diag}(d)` and
+    :math:`P = D^{-1}A`, the shifted PMI of the skip-gram pairs of ever longer random walks
+    (window :math:`T`, :math:`b` negatives drawn from the context counts) converges to
+
+    .. math::
+
+       M = \log\Big(\frac{\operatorname{vol}}{bT}
+       \Big(\sum_{r=1}^{T} P^r\Big) D^{-1}\Big) \quad\text{(elementwise)},
+
+    the optimum of :math:`w^\top c` (:func:`shifted_pmi`). Pairs no walk of at most :math:`T`
+    steps connects get :math:`-\infty`, without a warning.
+
+    Parameters
+    ----------
+    adjacency
+        ``(n, n)`` symmetric non-negative adjacency (or weight) matrix without an empty row.
+    window
+        :math:`T`, an integer >= 1.
+    negatives
+        :math:`b`, an integer >= 1.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, n)`` float64 matrix.
+
+    Raises
+    ------
+    ValueError
+        For an asymmetric or otherwise invalid matrix or a bad setting.
+    """
+    P = _transition_matrix(adjacency)
+    A = np.asarray(adjacency, dtype=np.float64)
+    check_symmetric("adjacency", A, 1e-12)
+    check_int_at_least("window", window, 1)
+    check_int_at_least("negatives", negatives, 1)
+    degree = A.sum(axis=1)
+    total, power = np.zeros_like(P), np.eye(len(P))
+    for _ in range(window):
+        power = power @ P
+        total += power
+    inside = total * (degree.sum() / (negatives * window)) / degree[None, :]
+    out = np.full(inside.shape, -np.inf)
+    positive = inside > 0
+    out[positive] = np.log(inside[positive])
+    return out
+
+
+def deepwalk(
+    walks: Sequence[Sequence[int]],
+    n_nodes: int,
+    *,
+    window: int,
+    negatives: int = 5,
+    dim: int = 64,
+    epochs: int = 5,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""DeepWalk: gensim's skip-gram with negative sampling on random walks, in the set-up
+    NetMF analyses (:func:`deepwalk_matrix`).
+
+    The walks are sentences whose words are node ids. Unlike word2vec's defaults, the window is
+    fixed (``shrink_windows=False``), nothing is down-sampled (``sample=0``), and the noise
+    contexts are drawn from the context counts themselves (``ns_exponent=1``), so that the
+    optimum of :math:`w^\top c` is the shifted PMI of the walks' pairs (with word2vec's
+    skipping of noise samples equal to the positive context:
+    ``shifted_pmi(counts, k, skip_positive_noise=True)``); every node is kept.
+
+    Parameters
+    ----------
+    walks
+        Node-id sequences, e.g. from :func:`random_walks`.
+    n_nodes
+        Number of nodes, an integer >= 1; every node must occur in the walks.
+    window, negatives, dim, epochs
+        Skip-gram's window :math:`T`, negatives :math:`b`, vector size and passes, integers
+        >= 1.
+    seed
+        Seed of gensim's initial vectors and random choices, an integer >= 0.
+
+    Returns
+    -------
+    W, C
+        Float64 arrays ``(n_nodes, dim)``: node vectors and context vectors, row ``i`` for
+        node ``i``.
+
+    Raises
+    ------
+    ValueError
+        If a node does not occur in the walks, or for a bad setting.
+    """
+    for name, value in (("n_nodes", n_nodes), ("window", window), ("negatives", negatives),
+                        ("dim", dim), ("epochs", epochs)):
+        check_int_at_least(name, value, 1)
+    check_int_at_least("seed", seed, 0)
+    sentences = [[str(int(v)) for v in walk] for walk in walks]
+    missing = {str(v) for v in range(n_nodes)} - {v for walk in sentences for v in walk}
+    if missing:
+        raise ValueError(f"every node must occur in the walks; missing {sorted(missing)[:5]}")
+    model = _word2vec(sentences, vector_size=dim, window=window, min_count=1, sg=1,
+                      negative=negatives, ns_exponent=1.0, sample=0, shrink_windows=False,
+                      epochs=epochs, seed=seed)
+    rows = [model.wv.key_to_index[str(v)] for v in range(n_nodes)]
+    return (model.wv.vectors[rows].astype(np.float64),
+            model.syn1neg[rows].astype(np.float64))
 
 
 # --- Evaluating word vectors -----------------------------------------------------------------
@@ -542,6 +831,44 @@ def similarity_spearman(
     b = np.array([vectors[pairs[i][1].lower()] for i in keep])
     cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
     return float(spearmanr(cos, ratings[keep]).statistic), len(keep)
+
+
+def spearman_interval(rho: float, n: int, *, level: float = 0.95,
+                      unit: str = "word pairs") -> Interval:
+    r"""Confidence interval of a Spearman correlation from its Fisher transform.
+
+    :math:`z = \operatorname{artanh}(r_s)` is nearly normal with variance
+    :math:`(1 + r_s^2/2)/(n - 3)` (Bonett and Wright, 2000); the interval is
+    :math:`\tanh(z \pm z_{1-\alpha/2}\,\sigma)`. It depends on the data only through
+    :math:`r_s` and :math:`n`, so rounding-size changes of the scores that leave their ranks
+    alone leave it alone too (a percentile bootstrap can move with them).
+
+    Parameters
+    ----------
+    rho
+        The sample Spearman correlation, in (-1, 1).
+    n
+        Number of pairs ranked, an integer >= 4.
+    level
+        Confidence level in (0, 1).
+    unit
+        What a pair is, for the evidence line.
+
+    Returns
+    -------
+    dlnotes.evidence.Interval
+
+    Raises
+    ------
+    ValueError
+        For ``rho`` outside (-1, 1) or out-of-range settings.
+    """
+    check_in_range("rho", rho, -1.0, 1.0, low_inclusive=False)
+    check_int_at_least("n", n, 4)
+    check_in_range("level", level, 0.0, 1.0, low_inclusive=False)
+    z, half = math.atanh(rho), float(norm.ppf(0.5 + level / 2)) * math.sqrt(
+        (1 + rho**2 / 2) / (n - 3))
+    return Interval(float(rho), math.tanh(z - half), math.tanh(z + half), int(n), unit, level)
 
 
 def analogy_accuracy(
