@@ -11,14 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.distance import pdist
 
-from dlnotes.data import adjacency_matrix, contextual_sbm, karate_club, per_class_split
+from dlnotes.data import adjacency_matrix, karate_club
 from dlnotes.graphs import (
     LAYERS,
     DenseLayer,
     GATLayer,
     GCNLayer,
     LayerStack,
-    NodeClassifier,
     Propagation,
     SelfAttentionLayer,
     attention_summary,
@@ -29,7 +28,6 @@ from dlnotes.graphs import (
     mean_pairwise_distance,
     normalized_adjacency,
     smoothing_by_depth,
-    train_node_classifier,
 )
 
 f64 = torch.float64
@@ -431,52 +429,3 @@ def test_attention_summary_of_uniform_and_of_self_attention():
     assert own["same_class"] == 1.0
     with pytest.raises(ValueError, match="attention and A must have the same shape"):
         attention_summary(torch.eye(3), A, y)
-
-
-# -------------------------------------------------------------------- node classification
-
-
-def test_gcn_trained_on_the_karate_club_fits_its_labels_reproducibly():
-    A, y = karate_club()
-    X = torch.eye(34, dtype=f64)
-    labelled = torch.tensor([0, 1, 32, 33])
-    accuracies = []
-    for _ in range(2):
-        model = NodeClassifier("gcn", 34, 8, 2, seed=0).double()
-        history = train_node_classifier(model, X, A, y, labelled, epochs=60)
-        with torch.no_grad():
-            pred = model(X, A).argmax(1)
-        accuracies.append(float((pred == y).double().mean()))
-        assert torch.equal(pred[labelled], y[labelled])
-        assert history["train_loss"][-1] < history["train_loss"][0] / 5
-    assert accuracies[0] == accuracies[1] and accuracies[0] > 0.7
-
-
-@pytest.mark.parametrize("kind", ["mlp", "gcn", "gat", "attention"])
-def test_training_restores_the_epoch_with_the_lowest_validation_loss(kind):
-    A, X, y = contextual_sbm(15, 3, degree=4.0, homophily=0.8, n_features=4, signal=1.5, seed=1)
-    labelled, val = per_class_split(y, 5, seed=1)
-    model = NodeClassifier(kind, 4, 8, 3, seed=2).double()
-    history = train_node_classifier(model, X, A, y, labelled, val_idx=val, epochs=30, lr=0.05)
-    assert len(history["val_loss"]) == 31 and len(history["train_loss"]) == 30
-    best = int(np.argmin(history["val_loss"]))
-    assert history["best_epoch"] == best
-    with torch.no_grad():
-        val_loss = F.cross_entropy(model(X, A)[val], y[val]).item()
-    assert val_loss == pytest.approx(history["val_loss"][best], rel=1e-12)
-    # the recorded curve is what an evaluation after each number of updates gives
-    replay = NodeClassifier(kind, 4, 8, 3, seed=2).double()
-    if best > 0:  # best == 0: the untrained parameters were the best
-        train_node_classifier(replay, X, A, y, labelled, epochs=best, lr=0.05)
-    with torch.no_grad():
-        assert torch.equal(replay(X, A), model(X, A))
-    with pytest.raises(ValueError, match="must not share nodes"):
-        train_node_classifier(model, X, A, y, labelled, val_idx=labelled, epochs=1)
-
-
-def test_node_classifier_rejects_propagation_and_an_asymmetric_graph_for_the_gcn():
-    with pytest.raises(ValueError, match="kind"):
-        NodeClassifier("propagation", 3, 4, 2)
-    model = NodeClassifier("gcn", 2, 3, 2)
-    with pytest.raises(ValueError, match="symmetric"):
-        model(torch.ones(2, 2), torch.tensor([[0.0, 1.0], [0.0, 0.0]]))

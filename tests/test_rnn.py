@@ -1,4 +1,5 @@
-"""dlnotes.rnn against torch.nn.RNN, autograd Jacobians, matrix powers and separate training."""
+"""dlnotes.rnn against torch.nn.RNN / nn.LSTM, autograd Jacobians, matrix powers and
+separate training runs."""
 
 import math
 
@@ -9,17 +10,17 @@ from hypothesis import strategies as st
 from torch import nn
 
 from dlnotes.rnn import (
-    PackedRegressors,
     SequenceRegressor,
     TanhRNN,
-    _clip_per_replica,
     adding_problem,
+    gradient_reach,
     hidden_jacobians,
     jacobian_norms,
-    packed_mse,
+    regression_mse,
     scale_spectral_radius,
     train_on_adding,
 )
+from dlnotes.training import fit
 
 
 def double_rnn(input_size=3, hidden=5, seed=0, nonlinearity="tanh"):
@@ -60,7 +61,7 @@ def state_after(rnn, x, t, h_t):
     return states[0, -1]
 
 
-@pytest.mark.parametrize("nonlinearity", ["tanh", "identity"])
+@pytest.mark.parametrize("nonlinearity", ["tanh", "sigmoid", "identity"])
 def test_hidden_jacobians_match_torch_autograd_functional_jacobian(nonlinearity):
     rnn = double_rnn(nonlinearity=nonlinearity, seed=2)
     x = torch.randn(6, 3, dtype=torch.float64)
@@ -125,80 +126,83 @@ def test_predicting_one_on_the_adding_problem_has_mse_one_sixth():
 def test_sequence_regressor_is_seeded_and_adds_the_forget_bias_to_the_lstm():
     a = SequenceRegressor("lstm", 2, 4, seed=1)
     b = SequenceRegressor("lstm", 2, 4, forget_bias=1.0, seed=1)
-    delta = b.rnn.bias_ih_l0 - a.rnn.bias_ih_l0
+    delta = b.ih.bias - a.ih.bias
     assert torch.allclose(delta, torch.tensor([0.0] * 4 + [1.0] * 4 + [0.0] * 8))
-    assert torch.equal(a.rnn.weight_hh_l0, b.rnn.weight_hh_l0)
+    assert torch.equal(a.hh.weight, b.hh.weight)
+    assert not torch.equal(a.hh.weight, SequenceRegressor("lstm", 2, 4, seed=2).hh.weight)
+    assert float(a.hh.weight.detach().abs().max()) <= 0.5  # PyTorch's range 1/sqrt(H)
     assert a(torch.zeros(3, 5, 2)).shape == (3,)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
-def test_packed_regressors_compute_what_each_model_computes_alone(cell):
-    models = [SequenceRegressor(cell, 2, 3, seed=s).double() for s in range(3)]
-    packed = PackedRegressors(models)
-    x = [torch.randn(4, 6, 2, dtype=torch.float64) for _ in range(3)]
-    out = packed(torch.cat(x, dim=-1))
-    for r, m in enumerate(models):
-        assert torch.allclose(out[:, r], m(x[r]), atol=1e-12)
-
-
-def train_alone(model, data_seed, steps, lr, batch_size, clip, length):
-    """The reference: one model, torch's own clip_grad_norm_ and Adam."""
-    gen = torch.Generator().manual_seed(data_seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    for _ in range(steps):
-        X, y = adding_problem(batch_size, length, gen)
-        loss = ((model(X.double()) - y.double()) ** 2).mean()
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()
+def torch_twin(model):
+    """torch.nn.RNN / nn.LSTM and a read-out carrying the model's weights."""
+    layer = (nn.LSTM if model.cell == "lstm" else nn.RNN)(
+        model.input_size, model.hidden_size, batch_first=True).double()
+    with torch.no_grad():
+        layer.weight_ih_l0.copy_(model.ih.weight)
+        layer.bias_ih_l0.copy_(model.ih.bias)
+        layer.weight_hh_l0.copy_(model.hh.weight)
+        layer.bias_hh_l0.copy_(model.hh.bias)
+    twin = lambda x: model.out(layer(x)[0][:, -1])[:, 0]  # noqa: E731
+    twin.layer = layer
+    return twin
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm"])
-def test_packed_training_follows_each_models_own_training(cell):
-    settings_ = dict(steps=12, lr=0.05, batch_size=8, clip=0.3, length=10)
+def test_sequence_regressor_equals_torch_rnn_and_lstm_with_copied_weights(cell):
+    model = SequenceRegressor(cell, 3, 5, forget_bias=1.0, seed=4).double()
+    x = torch.randn(6, 9, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    twin = torch_twin(model)
+    assert torch.allclose(model(x), twin(x), atol=1e-12)
+    ours = torch.autograd.grad(model(x).square().sum(), [model.hh.weight, model.ih.weight])
+    theirs = torch.autograd.grad(twin(x).square().sum(),
+                                 [twin.layer.weight_hh_l0, twin.layer.weight_ih_l0])
+    for g, r in zip(ours, theirs, strict=True):
+        assert torch.allclose(g, r, atol=1e-12)
+
+
+def test_gradient_reach_equals_the_ratio_from_torch_lstm():
+    model = SequenceRegressor("lstm", 2, 4, forget_bias=1.0, seed=0).double()
+    X, y = adding_problem(32, 12, torch.Generator().manual_seed(0))
+    X, y = X.double(), y.double()
+    Xg = X.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(((torch_twin(model)(Xg) - y) ** 2).mean(), Xg)
+    expected = float(grad[:, 0].norm() / grad[:, -1].norm())
+    assert gradient_reach(model, X, y) == pytest.approx(expected, rel=1e-10)
+
+
+def squared_error(model, X, y):
+    return ((model(X) - y) ** 2).mean()
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_side_by_side_training_equals_separate_fit_runs(cell):
+    length, batch = 8, 8
     models = [SequenceRegressor(cell, 2, 3, forget_bias=1.0, seed=s).double() for s in (0, 1)]
-    packed = PackedRegressors(models)
-    losses = train_on_adding(packed, [10, 11], **settings_)
-    assert losses.shape == (12, 2)
-    for r, m in enumerate(models):
-        train_alone(m, 10 + r, **settings_)
-        single = PackedRegressors([m])
-        for name, p in packed.named_parameters():
-            own = p[packed.owner(name) == r]
-            assert torch.allclose(own, dict(single.named_parameters())[name].reshape(-1),
-                                  atol=1e-9), name
-    for name, p in packed.named_parameters():
-        assert bool((p[packed.owner(name) < 0] == 0).all()), name
+    alone = [SequenceRegressor(cell, 2, 3, forget_bias=1.0, seed=s).double() for s in (0, 1)]
+    history = train_on_adding(models, [10, 11], length=length, steps=12, lr=[0.05, 0.02],
+                              batch_size=batch, clip=0.3)
+    assert history.loss.shape == (1, 2)
+    for m, seed, lr in zip(alone, (10, 11), (0.05, 0.02), strict=True):
+        gen = torch.Generator().manual_seed(seed)
+        data = tuple(t.double() for t in adding_problem(12 * batch, length, gen))
+        fit(m, squared_error, data, steps=12, batch_size=batch, optimizer="adam", lr=lr,
+            clip_grad_norm=0.3, generator=gen)
+    for trained, reference in zip(models, alone, strict=True):
+        for p, q in zip(trained.parameters(), reference.parameters(), strict=True):
+            assert torch.allclose(p, q, atol=1e-9)
+    assert not torch.allclose(models[0].hh.weight, SequenceRegressor(
+        cell, 2, 3, forget_bias=1.0, seed=0).double().hh.weight)
 
 
-def test_per_replica_clipping_matches_clip_grad_norm_on_each_model():
-    models = [SequenceRegressor("lstm", 2, 3, seed=s).double() for s in (0, 1)]
-    packed = PackedRegressors(models)
-    X = [torch.randn(5, 7, 2, dtype=torch.float64) for _ in models]
-    y = [torch.randn(5, dtype=torch.float64) for _ in models]
-    pred = packed(torch.cat(X, dim=-1))
-    weights = torch.tensor([100.0, 0.01], dtype=torch.float64)  # a large and a small gradient
-    (((pred - torch.stack(y, 1)) ** 2).mean(0) * weights).sum().backward()
-    norms = _clip_per_replica(packed, 1.0)
-    for r, (m, scale) in enumerate(zip(models, (100.0, 0.01), strict=True)):
-        (scale * ((m(X[r]) - y[r]) ** 2).mean()).backward()
-        before = nn.utils.clip_grad_norm_(m.parameters(), 1.0)
-        assert float(norms[r]) == pytest.approx(float(before), rel=1e-10)
-        for name, single in m.named_parameters():
-            grad = dict(packed.named_parameters())[name].grad
-            block = grad[packed.owner(name) == r]
-            assert torch.allclose(block, single.grad.reshape(-1), atol=1e-12)
-    assert float(norms[0]) > 1.0 > float(norms[1])  # one replica clipped, the other not
-
-
-def test_packed_mse_is_each_models_mse():
-    models = [SequenceRegressor("rnn", 2, 4, seed=s) for s in range(2)]
+def test_regression_mse_is_each_models_mse_computed_by_torch():
+    models = [SequenceRegressor("rnn", 2, 4, seed=s).double() for s in range(2)]
     X, y = adding_problem(30, 8, torch.Generator().manual_seed(0))
-    mse = packed_mse(PackedRegressors(models), X, y)
+    mse = regression_mse(models, X, y)
     for r, m in enumerate(models):
         with torch.no_grad():
-            assert float(mse[r]) == pytest.approx(float(((m(X) - y) ** 2).mean()), rel=1e-5)
+            expected = torch.nn.functional.mse_loss(torch_twin(m)(X.double()), y.double())
+        assert float(mse[r]) == pytest.approx(float(expected), rel=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -220,19 +224,18 @@ def test_packed_mse_is_each_models_mse():
         (lambda: adding_problem(3, 1, torch.Generator()), "length"),
         (lambda: SequenceRegressor("gru", 2, 3), "cell"),
         (lambda: SequenceRegressor("lstm", 2, 3, forget_bias=math.inf), "forget_bias"),
-        (lambda: PackedRegressors([]), "models must hold at least 1"),
-        (lambda: PackedRegressors([SequenceRegressor("rnn", 2, 3),
-                                   SequenceRegressor("lstm", 2, 3)]), "models\\[1\\]"),
-        (lambda: train_on_adding(PackedRegressors([SequenceRegressor("rnn", 3, 2)]), [0],
+        (lambda: SequenceRegressor("rnn", 2, 3)(torch.zeros(2, 4, 3)), "features"),
+        (lambda: train_on_adding([], [], length=5, steps=1, lr=0.1), "models must hold"),
+        (lambda: train_on_adding([SequenceRegressor("rnn", 3, 2)], [0],
                                  length=5, steps=1, lr=0.1), "2 inputs"),
-        (lambda: train_on_adding(PackedRegressors([SequenceRegressor("rnn", 2, 2)]), [0, 1],
+        (lambda: train_on_adding([SequenceRegressor("rnn", 2, 2)], [0, 1],
                                  length=5, steps=1, lr=0.1), "data_seeds"),
-        (lambda: train_on_adding(PackedRegressors([SequenceRegressor("rnn", 2, 2)]), [0],
+        (lambda: train_on_adding([SequenceRegressor("rnn", 2, 2)], [0],
                                  length=5, steps=0, lr=0.1), "steps"),
-        (lambda: train_on_adding(PackedRegressors([SequenceRegressor("rnn", 2, 2)]), [0],
+        (lambda: train_on_adding([SequenceRegressor("rnn", 2, 2)], [0],
                                  length=5, steps=1, lr=0.1, clip=0.0), "clip"),
-        (lambda: packed_mse(PackedRegressors([SequenceRegressor("rnn", 2, 2)]),
-                            torch.zeros(3, 4, 2), torch.zeros(4)), "same number of rows"),
+        (lambda: regression_mse([SequenceRegressor("rnn", 2, 2)],
+                                torch.zeros(3, 4, 2), torch.zeros(4)), "same number of rows"),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )

@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
-from sklearn import datasets
-from sklearn.model_selection import train_test_split
 
 from dlnotes.validation import (
     check_choice,
@@ -49,11 +47,12 @@ __all__ = [
     "per_class_split",
 ]
 
+# scikit-learn is imported where it is used (about a second): the graph chapter never needs it.
 _CLASSIFICATION = {
-    "digits": datasets.load_digits,
-    "breast_cancer": datasets.load_breast_cancer,
-    "iris": datasets.load_iris,
-    "wine": datasets.load_wine,
+    "digits": "load_digits",
+    "breast_cancer": "load_breast_cancer",
+    "iris": "load_iris",
+    "wine": "load_wine",
 }
 
 
@@ -91,6 +90,8 @@ def diabetes(standardized: bool = True) -> tuple[np.ndarray, np.ndarray, list[st
     X, y, feature_names
         ``X`` of shape (442, 10), ``y`` of shape (442,), both float64.
     """
+    from sklearn import datasets
+
     bunch = datasets.load_diabetes(scaled=False)
     X = bunch.data.astype(np.float64)
     y = bunch.target.astype(np.float64)
@@ -133,7 +134,10 @@ def classification_split(
     check_choice("name", name, sorted(_CLASSIFICATION))
     check_in_range("test_size", test_size, 0.0, 1.0, low_inclusive=False)
     check_int_at_least("seed", seed, 0)
-    bunch = _CLASSIFICATION[name]()
+    from sklearn import datasets
+    from sklearn.model_selection import train_test_split
+
+    bunch = getattr(datasets, _CLASSIFICATION[name])()
     X_tr, X_te, y_tr, y_te = train_test_split(
         bunch.data.astype(np.float64), bunch.target, test_size=test_size,
         random_state=seed, stratify=bunch.target,

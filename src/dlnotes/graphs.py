@@ -1,6 +1,7 @@
-r"""Graph convolution, graph attention, over-smoothing and node classification. Used in chapter
-9, "Graph neural networks" (its masked graph autoencoders are in
-:mod:`dlnotes.graph_autoencoders`, its data in :mod:`dlnotes.data`).
+r"""Graph convolution, graph attention, over-smoothing and influence. Used in chapter 9, "Graph
+neural networks" (its trained node classifiers are in :mod:`dlnotes.node_classification`, its
+masked graph autoencoders in :mod:`dlnotes.graph_autoencoders`, its data in
+:mod:`dlnotes.data`).
 
 Conventions shared by every function here:
 
@@ -19,7 +20,6 @@ most a few hundred nodes.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable
 from typing import Any
@@ -38,7 +38,6 @@ from dlnotes.validation import (
     check_length,
     check_min_length,
     check_nonnegative,
-    check_positive,
     check_same_shape,
     check_shape,
     check_square,
@@ -64,8 +63,6 @@ __all__ = [
     "influence_matrix",
     "influence_by_hop",
     "attention_summary",
-    "NodeClassifier",
-    "train_node_classifier",
 ]
 
 
@@ -269,7 +266,7 @@ class GraphLayer(nn.Module):
     :meth:`graph_operator` computes, once per graph, what the layer uses from a validated
     adjacency matrix (:math:`\\hat A`, a neighbourhood mask, or nothing), and :meth:`propagate`
     maps features ``(N, in)`` to ``(N, out)`` with it, without argument checks (the fast path of
-    the training loops). :class:`LayerStack` and :class:`NodeClassifier` build their layers
+    the training loops). :class:`LayerStack` builds its layers
     from :data:`LAYERS` by name.
     """
 
@@ -447,8 +444,8 @@ class SelfAttentionLayer(GraphLayer):
     over all nodes when ``A`` is ``None`` (the complete graph, as in a Transformer), or over
     :math:`\mathcal N(i)\cup\{i\}` when an adjacency matrix is given (a "graph Transformer"
     layer). Parameters ``w_query``, ``w_key``, ``w_value``, each ``(out, in)``,
-    Glorot-initialised; no bias. In :class:`LayerStack` and :class:`NodeClassifier` it
-    attends over all nodes (its :meth:`GraphLayer.graph_operator` ignores the edges).
+    Glorot-initialised; no bias. In :class:`LayerStack` it attends over all nodes (its
+    :meth:`GraphLayer.graph_operator` ignores the edges).
 
     Parameters
     ----------
@@ -522,7 +519,7 @@ class DenseLayer(nn.Linear, GraphLayer):
 
 # ------------------------------------------------------------------- depth and influence
 
-#: The layers of :class:`LayerStack` and :class:`NodeClassifier`, by name.
+#: The layers of :class:`LayerStack`, by name.
 LAYERS: dict[str, type[GraphLayer]] = {
     "propagation": Propagation,
     "gcn": GCNLayer,
@@ -785,140 +782,3 @@ def attention_summary(attention: Any, A: Any, y: Any) -> dict[str, float]:
         "same_class_uniform": float((uniform * same).sum(dim=1).mean()),
         "r2_inverse_degree": float(r**2),
     }
-
-
-# ---------------------------------------------------------------------- node classification
-
-
-class NodeClassifier(nn.Module):
-    """Two layers of one kind with a ReLU between: features → hidden → class logits.
-
-    ``kind`` is ``"gcn"``, ``"gat"``, ``"attention"`` (dot-product attention over all nodes,
-    ignoring the graph's edges) or ``"mlp"`` (ignores the graph), as in :data:`LAYER_KINDS`.
-    ``forward(X, A)`` takes the raw adjacency (the GCN normalises it with
-    :func:`normalized_adjacency`); :meth:`prepare` and :meth:`logits` split that into a
-    once-per-graph step and a per-call step for training loops. No dropout, so training is
-    deterministic given the seed. Parameters are float32 as built; call ``.double()`` for
-    float64 features.
-
-    Parameters
-    ----------
-    kind
-        Layer type.
-    in_features, hidden, n_classes
-        Sizes, ≥ 1.
-    seed
-        Seeds the two layers' initial weights (``seed`` and ``seed + 1``), non-negative.
-    """
-
-    def __init__(self, kind: str, in_features: int, hidden: int, n_classes: int, *,
-                 seed: int = 0):
-        super().__init__()
-        check_choice("kind", kind, [k for k in LAYER_KINDS if LAYERS[k].learned])
-        check_int_at_least("seed", seed, 0)
-        self.kind, self.in_features = kind, in_features
-        self.layer1 = LAYERS[kind](in_features, hidden, seed=seed)
-        self.layer2 = LAYERS[kind](hidden, n_classes, seed=seed + 1)
-
-    def prepare(self, A: Any) -> torch.Tensor | None:
-        """Validate ``A`` and return what the layers use (:meth:`GraphLayer.graph_operator`):
-        Â (GCN), the neighbourhood mask (GAT) or ``None`` (attention over all nodes, MLP)."""
-        A = _check_adjacency("A", A, symmetric=False)
-        return self.layer1.graph_operator(A, next(self.layer1.parameters()).dtype)
-
-    def logits(self, X: torch.Tensor, operator: torch.Tensor | None) -> torch.Tensor:
-        """Class logits ``(N, n_classes)`` from features and :meth:`prepare`'s output."""
-        H = torch.relu(self.layer1.propagate(X, operator))
-        return self.layer2.propagate(H, operator)
-
-    def forward(self, X: torch.Tensor, A: Any) -> torch.Tensor:
-        """Class logits ``(N, n_classes)``."""
-        operator = self.prepare(A)
-        n = as_float_tensor("A", A).shape[0]
-        return self.logits(_check_features("X", X, n, self.in_features), operator)
-
-
-def train_node_classifier(
-    model: NodeClassifier,
-    X: torch.Tensor,
-    A: Any,
-    y: torch.Tensor,
-    train_idx: torch.Tensor,
-    *,
-    val_idx: torch.Tensor | None = None,
-    epochs: int = 200,
-    lr: float = 0.01,
-    weight_decay: float = 5e-4,
-) -> dict[str, Any]:
-    """Full-batch Adam on the cross-entropy of the training nodes, optionally keeping the
-    epoch with the best validation accuracy.
-
-    The defaults are Kipf & Welling's (2017) settings for their citation graphs (200 epochs,
-    step 0.01, weight decay 5·10⁻⁴); the whole graph is seen at every step (transductive
-    training), only the labels of ``train_idx`` are used. With ``val_idx``, the cross-entropy
-    and accuracy on those nodes are recorded before the first update and after every epoch,
-    and the parameters with the lowest validation cross-entropy (the first such epoch) are
-    restored at the end: early stopping by model selection, as Kipf & Welling stop on the
-    validation loss; the test nodes are never looked at. The validation numbers come from the
-    same forward pass as the training loss (the classifier has no dropout, so training and
-    evaluation compute the same logits). Deterministic given the model's seed.
-
-    Parameters
-    ----------
-    model
-        The classifier, trained in place.
-    X, A, y
-        Features ``(N, F)``, adjacency ``(N, N)`` and labels ``(N,)`` of the training graph.
-    train_idx
-        Indices of the labelled nodes.
-    val_idx
-        Optional indices of validation nodes (disjoint from ``train_idx``).
-    epochs, lr, weight_decay
-        Adam settings (``epochs`` ≥ 1, ``lr`` > 0, ``weight_decay`` ≥ 0).
-
-    Returns
-    -------
-    dict
-        ``"train_loss"`` per epoch (before its update); with ``val_idx`` also ``"val_loss"``
-        and ``"val_accuracy"`` after 0, 1, …, ``epochs`` updates and ``"best_epoch"``, the
-        number of updates after which the parameters the model now holds were taken.
-
-    Raises
-    ------
-    ValueError
-        If the validation nodes overlap the training nodes, or for a wrong shape or value.
-    """
-    check_int_at_least("epochs", epochs, 1)
-    check_positive("lr", lr)
-    check_nonnegative("weight_decay", weight_decay)
-    operator = model.prepare(A)
-    X = _check_features("X", X, as_float_tensor("A", A).shape[0], model.in_features)
-    check_shape("y", y, X.shape[:1], "(one label per node)")
-    if val_idx is not None and bool(torch.isin(val_idx, train_idx).any()):
-        raise ValueError("val_idx must not share nodes with train_idx")
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
-    history: dict[str, Any] = {"train_loss": []}
-    best, best_state = math.inf, None
-    model.train()  # no dropout or normalisation: train and eval mode compute the same logits
-    for step in range(epochs + 1):
-        logits = model.logits(X, operator)  # the parameters after `step` updates
-        if val_idx is not None:
-            val_logits = logits.detach()[val_idx]
-            val_loss = F.cross_entropy(val_logits, y[val_idx]).item()
-            acc = float((val_logits.argmax(dim=1) == y[val_idx]).double().mean())
-            history.setdefault("val_loss", []).append(val_loss)
-            history.setdefault("val_accuracy", []).append(acc)
-            if val_loss < best:
-                best, best_state = val_loss, copy.deepcopy(model.state_dict())
-                history["best_epoch"] = step
-        if step == epochs:
-            break
-        loss = F.cross_entropy(logits[train_idx], y[train_idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        history["train_loss"].append(loss.item())
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    return history

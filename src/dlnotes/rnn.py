@@ -11,9 +11,11 @@ Used in chapter 8, "How far a unit sees".
   :func:`jacobian_norms` returns :math:`\lVert\partial h_T/\partial h_t\rVert_2` for every
   :math:`t`. :func:`scale_spectral_radius` sets the spectral radius of a matrix.
 * :func:`adding_problem` draws the adding problem of Hochreiter & Schmidhuber (1997);
-  :class:`PackedRegressors` trains several independently initialised ``torch.nn.RNN`` or
-  ``torch.nn.LSTM`` regressors at once, as one network with block-diagonal weights, and
-  :func:`train_on_adding` trains them with Adam and per-model gradient clipping.
+  :class:`SequenceRegressor` is a tanh RNN or an LSTM (written with ``nn.Linear`` layers,
+  equal to ``torch.nn.RNN`` / ``torch.nn.LSTM`` with the same weights) with a linear read-out;
+  :func:`train_on_adding` trains several of them side by side
+  (:func:`dlnotes.training.fit_replicas`) with Adam and per-model gradient clipping, and
+  :func:`regression_mse` and :func:`gradient_reach` score them.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from dlnotes.training import History, fit_replicas
 from dlnotes.validation import (
     check_choice,
     check_dim_size,
@@ -45,10 +48,16 @@ __all__ = [
     "scale_spectral_radius",
     "adding_problem",
     "SequenceRegressor",
-    "PackedRegressors",
     "train_on_adding",
-    "packed_mse",
+    "regression_mse",
+    "gradient_reach",
 ]
+
+
+#: The nonlinearities of :class:`TanhRNN`, and their slopes as functions of the state h = φ(a).
+_PHI = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "identity": lambda a: a}
+_SLOPE = {"tanh": lambda h: 1 - h**2, "sigmoid": lambda h: h * (1 - h),
+          "identity": torch.ones_like}
 
 
 class TanhRNN(nn.Module):
@@ -63,7 +72,7 @@ class TanhRNN(nn.Module):
     input_size, hidden_size
         Sizes, ≥ 1.
     nonlinearity
-        ``"tanh"`` or ``"identity"`` (a linear RNN).
+        ``"tanh"``, ``"sigmoid"`` (the logistic function) or ``"identity"`` (a linear RNN).
     seed
         If given, the initial weights are drawn from a generator seeded with it.
 
@@ -84,7 +93,7 @@ class TanhRNN(nn.Module):
         super().__init__()
         check_int_at_least("input_size", input_size, 1)
         check_int_at_least("hidden_size", hidden_size, 1)
-        check_choice("nonlinearity", nonlinearity, ("tanh", "identity"))
+        check_choice("nonlinearity", nonlinearity, tuple(_PHI))
         self.input_size, self.hidden_size, self.nonlinearity = (input_size, hidden_size,
                                                                 nonlinearity)
         gen = torch.Generator()
@@ -108,7 +117,7 @@ class TanhRNN(nn.Module):
 
     def phi(self, a: torch.Tensor) -> torch.Tensor:
         """The nonlinearity applied to the pre-activation ``a``."""
-        return torch.tanh(a) if self.nonlinearity == "tanh" else a
+        return _PHI[self.nonlinearity](a)
 
     def forward(
         self, x: torch.Tensor, h0: torch.Tensor | None = None
@@ -161,7 +170,8 @@ def hidden_jacobians(
 
     .. math:: \frac{\partial h_T}{\partial h_t} = J_T J_{T-1} \cdots J_{t+1},
 
-    accumulated from :math:`t = T` (the identity) down to :math:`t = 0`; for a linear RNN the
+    (:math:`\sigma' = \sigma(1 - \sigma)` for the sigmoid) accumulated from :math:`t = T`
+    (the identity) down to :math:`t = 0`; for a linear RNN the
     entry at :math:`t` is :math:`W_{hh}^{T-t}`.
 
     Parameters
@@ -189,10 +199,7 @@ def hidden_jacobians(
     with torch.no_grad():
         states, pre = rnn(x[None], None if h0 is None else h0[None])
         w = rnn.weight_hh.detach()
-        if rnn.nonlinearity == "tanh":
-            slopes = 1 - states[0] ** 2
-        else:
-            slopes = torch.ones_like(pre[0])
+        slopes = _SLOPE[rnn.nonlinearity](states[0])
         product = torch.eye(rnn.hidden_size, dtype=w.dtype)
         jacobians = [product]
         for t in range(x.shape[0] - 1, -1, -1):
@@ -303,7 +310,18 @@ _GATES = {"rnn": 1, "lstm": 4}
 
 
 class SequenceRegressor(nn.Module):
-    """``torch.nn.RNN`` (tanh) or ``torch.nn.LSTM``, then a linear read-out of the last state.
+    r"""A tanh RNN or an LSTM over a sequence, then a linear read-out of the last state.
+
+    The cell is written with two ``nn.Linear`` layers, ``ih`` (input → gates) and ``hh``
+    (state → gates), so that seeds can be trained side by side under :func:`torch.func.vmap`
+    (``torch.nn.RNN`` and ``torch.nn.LSTM`` have no batching rule). It computes what PyTorch's
+    layers compute: with :math:`a_t = W_{ih}x_t + b_{ih} + W_{hh}h_{t-1} + b_{hh}`, the RNN is
+    :math:`h_t = \tanh(a_t)`; the LSTM splits :math:`a_t` into PyTorch's gate blocks
+    :math:`(i, f, g, o)` and computes :math:`c_t = \sigma(f)\odot c_{t-1} +
+    \sigma(i)\odot\tanh(g)`, :math:`h_t = \sigma(o)\odot\tanh(c_t)`. ``ih.weight``,
+    ``ih.bias``, ``hh.weight``, ``hh.bias`` are ``weight_ih_l0``, ``bias_ih_l0``,
+    ``weight_hh_l0``, ``bias_hh_l0`` of a ``batch_first`` PyTorch layer (tested), and are
+    initialised as PyTorch does, :math:`\mathcal U(-1/\sqrt H, 1/\sqrt H)`.
 
     Parameters
     ----------
@@ -312,10 +330,10 @@ class SequenceRegressor(nn.Module):
     input_size, hidden_size
         Sizes, ≥ 1.
     forget_bias
-        For the LSTM, added to ``bias_ih``'s forget-gate block at initialisation (1 is the
+        For the LSTM, added to ``ih.bias``'s forget-gate block at initialisation (1 is the
         usual choice, Gers et al. 2000; 0 keeps PyTorch's initialisation). Ignored for the RNN.
     seed
-        Seeds PyTorch's default initialisation (the global torch state is not touched).
+        Seeds the initial weights (the global torch state is not touched).
 
     Raises
     ------
@@ -338,200 +356,132 @@ class SequenceRegressor(nn.Module):
         check_int_at_least("hidden_size", hidden_size, 1)
         check_finite("forget_bias", forget_bias)
         check_int_at_least("seed", seed, 0)
-        self.cell = cell
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            rnn_class = nn.LSTM if cell == "lstm" else nn.RNN
-            self.rnn = rnn_class(input_size, hidden_size, batch_first=True)
-            self.out = nn.Linear(hidden_size, 1)
-        if cell == "lstm":
-            with torch.no_grad():
-                self.rnn.bias_ih_l0[hidden_size:2 * hidden_size] += forget_bias
+        self.cell, self.input_size, self.hidden_size = cell, input_size, hidden_size
+        gates = _GATES[cell] * hidden_size
+        self.ih = nn.Linear(input_size, gates)
+        self.hh = nn.Linear(hidden_size, gates)
+        self.out = nn.Linear(hidden_size, 1)
+        gen = torch.Generator().manual_seed(seed)
+        bound = 1.0 / math.sqrt(hidden_size)
+        with torch.no_grad():
+            for p in (self.ih.weight, self.ih.bias, self.hh.weight, self.hh.bias):
+                p.uniform_(-bound, bound, generator=gen)
+            for p in (self.out.weight, self.out.bias):
+                p.uniform_(-bound, bound, generator=gen)
+            if cell == "lstm":
+                self.ih.bias[hidden_size:2 * hidden_size] += forget_bias
+
+    def extra_repr(self) -> str:
+        return f"{self.cell!r}, {self.input_size}, {self.hidden_size}"
+
+    def states(self, x: torch.Tensor) -> torch.Tensor:
+        """The hidden states :math:`h_1, …, h_T`, ``(batch, time, hidden)``, of inputs
+        ``(batch, time, input_size)``."""
+        drive = self.ih(x) + self.hh.bias  # every step's input term and both biases at once
+        h = x.new_zeros(x.shape[0], self.hidden_size)
+        c, states = h, []
+        for d_t in drive.unbind(1):  # unbind: one gradient buffer for all steps, not T
+            a = d_t + h @ self.hh.weight.T
+            if self.cell == "rnn":
+                h = torch.tanh(a)
+            else:
+                i, f, g, o = a.chunk(4, dim=-1)
+                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h = torch.sigmoid(o) * torch.tanh(c)
+            states.append(h)
+        return torch.stack(states, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Predictions ``(batch,)`` for inputs ``(batch, time, input_size)``."""
-        states, _ = self.rnn(x)
-        return self.out(states[:, -1])[:, 0]
+        check_ndim("x", x, 3)
+        check_dim_size("x", x, 2, self.input_size, "features (input_size)")
+        return self.out(self.states(x)[:, -1])[:, 0]
 
 
-class PackedRegressors(nn.Module):
-    r"""Several :class:`SequenceRegressor` models run as one network with block-diagonal
-    weights, so that training them together costs about as much as training one.
-
-    Replica :math:`r` reads input features ``r*I … (r+1)*I - 1`` and owns hidden units
-    ``r*H … (r+1)*H - 1`` of every gate and output ``r``; every weight connecting two
-    replicas is 0. :func:`train_on_adding` keeps those weights at 0 and clips each replica's
-    gradient separately, so each replica follows exactly the trajectory it would follow alone
-    (up to floating-point summation order).
-
-    Parameters
-    ----------
-    models
-        The replicas, all of the same cell type and sizes, at least one.
-
-    Raises
-    ------
-    ValueError
-        If ``models`` is empty or the models differ in cell type or sizes.
-    """
-
-    def __init__(self, models: Sequence[SequenceRegressor]) -> None:
-        super().__init__()
-        check_min_length("models", models, 1, "SequenceRegressors")
-        first = models[0].rnn
-        shape = (models[0].cell, first.input_size, first.hidden_size)
-        for i, m in enumerate(models):
-            if (m.cell, m.rnn.input_size, m.rnn.hidden_size) != shape:
-                raise ValueError(f"models[{i}] differs from models[0] in cell type or sizes")
-        cell, n_in, n_hid = shape
-        self.replicas, self.input_size, self.hidden_size = len(models), n_in, n_hid
-        count, gates = len(models), _GATES[cell]
-        rnn_class = nn.LSTM if cell == "lstm" else nn.RNN
-        dtype = first.weight_ih_l0.dtype
-        with torch.random.fork_rng(devices=[]):  # the initial values are overwritten anyway
-            self.rnn = rnn_class(count * n_in, count * n_hid, batch_first=True, dtype=dtype)
-            self.out = nn.Linear(count * n_hid, count, dtype=dtype)
-        params = dict(self.named_parameters())
-        owners = {name: torch.full(p.shape, -1, dtype=torch.long) for name, p in params.items()}
-        with torch.no_grad():
-            for p in params.values():
-                p.zero_()
-            for r, m in enumerate(models):
-                for name, single in m.named_parameters():
-                    index = _block_index(name, r, gates, count, n_in, n_hid)
-                    params[name][index] = single
-                    owners[name][index] = r
-        eye = torch.cat([torch.eye(count, dtype=dtype), torch.zeros(1, count, dtype=dtype)])
-        for name, owner in owners.items():
-            key = name.replace(".", "_")
-            self.register_buffer("owner_" + key, owner)
-            # one-hot (entries, replicas); the row of an entry between replicas is all 0
-            self.register_buffer("assign_" + key, eye[owner.reshape(-1)])
-
-    def owner(self, name: str) -> torch.Tensor:
-        """Replica index of every entry of parameter ``name`` (−1: between replicas)."""
-        return getattr(self, "owner_" + name.replace(".", "_"))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Predictions ``(batch, replicas)`` for inputs ``(batch, time, replicas * input)``."""
-        states, _ = self.rnn(x)
-        return self.out(states[:, -1])
-
-
-def _block_index(
-    name: str, r: int, gates: int, replicas: int, n_in: int, n_hid: int
-) -> tuple[torch.Tensor, ...]:
-    """Index of replica ``r``'s block in the packed parameter ``name``."""
-    hidden = torch.arange(r * n_hid, (r + 1) * n_hid)
-    if name == "out.weight":
-        return (torch.tensor([[r]]), hidden[None, :])
-    if name == "out.bias":
-        return (torch.tensor([r]),)
-    rows = torch.cat([g * replicas * n_hid + hidden for g in range(gates)])
-    if name.startswith("rnn.weight_ih"):
-        return (rows[:, None], torch.arange(r * n_in, (r + 1) * n_in)[None, :])
-    if name.startswith("rnn.weight_hh"):
-        return (rows[:, None], hidden[None, :])
-    return (rows,)
-
-
-def _clip_per_replica(model: PackedRegressors, max_norm: float) -> torch.Tensor:
-    """Zero the gradients between replicas and clip each replica's gradient norm; return the
-    norms before clipping, one per replica."""
-    params = [(p, getattr(model, "assign_" + name.replace(".", "_")))
-              for name, p in model.named_parameters()]
-    sq = torch.zeros(model.replicas, dtype=torch.float64)
-    for p, assign in params:
-        sq += ((p.grad.reshape(-1) ** 2) @ assign).double()
-    norms = sq.sqrt()
-    # torch.nn.utils.clip_grad_norm_'s rule, applied to each replica's own norm
-    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
-    for p, assign in params:
-        p.grad.mul_((assign @ scale.to(p.dtype)).reshape(p.shape))  # 0 between replicas
-    return norms
+def _squared_error(model, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return ((model(X) - y) ** 2).mean()
 
 
 def train_on_adding(
-    model: PackedRegressors,
+    models: Sequence[SequenceRegressor],
     data_seeds: Sequence[int],
     *,
     length: int,
     steps: int,
-    lr: float,
+    lr: float | Sequence[float],
     batch_size: int = 64,
     clip: float = 1.0,
-) -> torch.Tensor:
-    r"""Train packed regressors on fresh batches of the adding problem with Adam and
-    gradient clipping; return the training loss of every step.
+    record_every: int | None = None,
+) -> History:
+    r"""Train regressors side by side on fresh batches of the adding problem, with Adam and
+    gradient clipping (:func:`dlnotes.training.fit_replicas`).
 
-    At every step replica :math:`r` draws its own batch of ``batch_size`` sequences from a
-    generator seeded with ``data_seeds[r]``; the loss is the sum over replicas of their mean
-    squared errors, so each replica receives only its own gradient. The gradient of each
-    replica is clipped to norm ``clip`` separately (the rule of
-    ``torch.nn.utils.clip_grad_norm_``), and the weights between replicas stay 0.
+    Model :math:`r` draws ``steps * batch_size`` fresh sequences from a generator seeded with
+    ``data_seeds[r]`` and sees each of them once, ``batch_size`` per step in an order drawn from
+    the same generator (equal seeds: equal batches, a paired design); the data are in the
+    models' dtype. Its gradient is clipped to norm ``clip`` separately (the rule of
+    ``torch.nn.utils.clip_grad_norm_``). Each model follows the trajectory of its own
+    :func:`dlnotes.training.fit` run on the same sequences (tested). The trained weights are
+    written back.
 
     Parameters
     ----------
-    model
-        The packed regressors (input size 2).
+    models
+        Regressors of one cell type and size reading 2 inputs, at least one.
     data_seeds
-        One data seed per replica.
+        One data seed per model, non-negative.
     length
         Sequence length :math:`T`, ≥ 2.
     steps
         Number of Adam steps, ≥ 1.
     lr
-        Adam's learning rate, > 0.
+        Adam's step size, > 0: one for all, or one per model.
     batch_size
-        Sequences per replica and step, ≥ 1.
+        Sequences per model and step, ≥ 1.
     clip
-        Largest gradient norm per replica, > 0.
+        Largest gradient norm per model, > 0.
+    record_every
+        Record the mean training loss every this many steps (and after the last).
 
     Returns
     -------
-    torch.Tensor
-        ``(steps, replicas)``: each replica's mini-batch mean squared error before each step.
+    History
+        ``history.loss`` of shape ``(records, models)``: the mean squared error on the
+        training batches since the previous record.
 
     Raises
     ------
     ValueError
-        If the model does not read 2 inputs, or for a wrong number of seeds or value.
+        If a model does not read 2 inputs, or for a wrong number of seeds or value.
     """
-    if model.input_size != 2:
-        raise ValueError(f"model must read 2 inputs per replica, got {model.input_size}")
-    check_length("data_seeds", data_seeds, model.replicas, "seeds (one per replica)")
+    check_min_length("models", models, 1, "regressors")
+    for i, m in enumerate(models):
+        if m.input_size != 2:
+            raise ValueError(f"models[{i}] must read 2 inputs, got {m.input_size}")
+    check_length("data_seeds", data_seeds, len(models), "seeds (one per model)")
     for i, s in enumerate(data_seeds):
         check_int_at_least(f"data_seeds[{i}]", s, 0)
     check_int_at_least("length", length, 2)
-    check_int_at_least("steps", steps, 1)
-    check_positive("lr", lr)
     check_int_at_least("batch_size", batch_size, 1)
-    check_positive("clip", clip)
-    gens = [torch.Generator().manual_seed(s) for s in data_seeds]
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    losses = torch.empty(steps, model.replicas)
-    model.train()
-    for step in range(steps):
-        batches = [adding_problem(batch_size, length, g) for g in gens]
-        X = torch.cat([b[0] for b in batches], dim=-1)
-        y = torch.stack([b[1] for b in batches], dim=1)
-        per_replica = ((model(X.to(model.out.weight.dtype)) - y) ** 2).mean(dim=0)
-        opt.zero_grad()
-        per_replica.sum().backward()
-        _clip_per_replica(model, clip)
-        opt.step()
-        losses[step] = per_replica.detach()
-    return losses
+    check_int_at_least("steps", steps, 1)
+    dtype = models[0].out.weight.dtype
+    generators = [torch.Generator().manual_seed(s) for s in data_seeds]
+    pools = [adding_problem(steps * batch_size, length, g) for g in generators]
+    X, y = (torch.stack(part).to(dtype) for part in zip(*pools, strict=True))
+    return fit_replicas(models, _squared_error, (X, y), per_replica=(True, True),
+                        generators=generators, steps=steps, batch_size=batch_size,
+                        optimizer="adam", lr=lr, clip_grad_norm=clip, record_every=record_every)
 
 
-def packed_mse(model: PackedRegressors, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean squared error of every replica on the same sequences ``X`` ``(n, time, input)``
-    and targets ``y`` ``(n,)``.
+def regression_mse(models: Sequence[nn.Module], X: torch.Tensor, y: torch.Tensor
+                   ) -> torch.Tensor:
+    """Mean squared error of every model on the same sequences ``X`` ``(n, time, input)`` and
+    targets ``y`` ``(n,)``, computed in the models' dtype.
 
     Returns
     -------
     torch.Tensor
-        ``(replicas,)``.
+        ``(models,)``, float64.
 
     Raises
     ------
@@ -541,7 +491,31 @@ def packed_mse(model: PackedRegressors, X: torch.Tensor, y: torch.Tensor) -> tor
     check_ndim("X", X, 3)
     check_ndim("y", y, 1)
     check_same_rows("X", X, "y", y)
-    check_dim_size("X", X, 2, model.input_size, "features (input_size)")
+    errors = []
     with torch.no_grad():
-        pred = model(X.repeat(1, 1, model.replicas).to(model.out.weight.dtype))
-        return ((pred - y[:, None].to(pred.dtype)) ** 2).mean(dim=0)
+        for m in models:
+            dtype = next(m.parameters()).dtype
+            errors.append(float(_squared_error(m, X.to(dtype), y.to(dtype))))
+    return torch.tensor(errors, dtype=torch.float64)
+
+
+def gradient_reach(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> float:
+    r"""How much gradient of the squared error reaches the first input compared with the last:
+    :math:`\lVert\partial L/\partial x_1\rVert / \lVert\partial L/\partial x_T\rVert`,
+    norms over the batch and the input features.
+
+    A diagnosis without training: the product of Jacobians :eq:`eq-08-bptt` that a gradient
+    crosses on its way back to the first step.
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not fit.
+    """
+    check_ndim("X", X, 3)
+    check_same_rows("X", X, "y", y)
+    dtype = next(model.parameters()).dtype
+    X = X.to(dtype).clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(_squared_error(model, X, y.to(dtype)), X)
+    per_step = grad.norm(dim=(0, 2))
+    return float(per_step[0] / per_step[-1])

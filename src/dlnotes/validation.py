@@ -63,8 +63,13 @@ def _shape(x: Any) -> tuple[int, ...]:
 
 
 def check_finite(name: str, x: Any) -> None:
-    """Raise ``ValueError`` if ``x`` (scalar, array or tensor) holds NaN or infinity."""
+    """Raise ``ValueError`` if ``x`` (scalar, array or tensor) holds NaN or infinity.
+
+    A tensor wrapped by a ``torch.func`` transform (inside ``vmap``, as in
+    :func:`dlnotes.training.fit_replicas`) has no readable values and is not checked."""
     if isinstance(x, torch.Tensor):
+        if torch._C._functorch.is_functorch_wrapped_tensor(x):
+            return
         ok = bool(torch.isfinite(x).all()) if x.is_floating_point() else True
     elif isinstance(x, np.ndarray):
         ok = bool(np.isfinite(x).all()) if np.issubdtype(x.dtype, np.inexact) else True
