@@ -10,19 +10,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb"))
-#: Chapters still to be converted to the evidence footing (issues 25–28). A chapter leaves
-#: this set when its claim checks pass every rule; the set must end empty.
-NOT_YET_CONVERTED: set[str] = set()
-
-
-def chapters(pending_rule: bool = True):
-    """Chapter notebooks as test parameters (unconverted ones expected to fail a new rule)."""
-    return [pytest.param(p, id=p.stem, marks=pytest.mark.xfail(
-        reason="chapter not yet converted to the evidence footing", strict=False))
-            if pending_rule and p.stem in NOT_YET_CONVERTED else pytest.param(p, id=p.stem)
-            for p in NOTEBOOKS]
-
-
 def notebook(*cells):
     """A notebook from ("md" | "code", source[, printed output]) tuples."""
     built = []
@@ -48,22 +35,22 @@ def claim_with(evidence: str) -> str:
 
 # --- the rules hold in every chapter ---------------------------------------------------------
 
-@pytest.mark.parametrize("path", chapters())
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_numbers_in_the_prose_are_printed_or_cited(path):
     assert rules.untraceable_numbers(rules.load(path)) == []
 
 
-@pytest.mark.parametrize("path", chapters(pending_rule=False))
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_evidence_is_executed_in_the_notebook(path):
     assert rules.unexecuted_evidence(rules.load(path)) == []
 
 
-@pytest.mark.parametrize("path", chapters(pending_rule=False))
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_functions_are_short(path):
     assert rules.long_functions(rules.load(path)) == []
 
 
-@pytest.mark.parametrize("path", chapters())
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_training_loops_live_in_the_package_unless_they_are_the_lesson(path):
     assert rules.handwritten_loops(rules.load(path)) == []
 
@@ -72,28 +59,24 @@ def test_no_function_is_defined_in_two_notebooks():
     assert rules.functions_defined_twice({p.name: rules.load(p) for p in NOTEBOOKS}) == {}
 
 
-@pytest.mark.parametrize("path", chapters())
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_every_verdict_follows_its_evidence(path):
     assert rules.verdict_mismatches(rules.load(path), path) == []
 
 
-@pytest.mark.parametrize("path", chapters(pending_rule=False))
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_sympy_asserts_derive(path):
     assert rules.hollow_sympy_asserts(rules.load(path)) == []
 
 
-@pytest.mark.parametrize("path", chapters())
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_outputs_print_no_rounding_digits(path):
     assert rules.rounding_digits(rules.load(path)) == []
 
 
-@pytest.mark.parametrize("path", chapters())
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_markdown_holds_no_control_characters(path):
     assert rules.control_characters(rules.load(path)) == []
-
-
-def test_the_set_of_unconverted_chapters_names_only_chapters():
-    assert NOT_YET_CONVERTED <= {p.stem for p in NOTEBOOKS}
 
 
 # --- each check fails on a planted violation ------------------------------------------------

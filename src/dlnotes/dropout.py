@@ -286,7 +286,7 @@ def idle_unit_share(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     One forward pass of ``model`` in its current mode (``model(x, **forward_kwargs)``), the
     cross-entropy with ``y``, one backward pass: a unit gets no gradient when it is silent
     (inactive ReLU, or dropped) for every example of the batch. ``model``'s first parameter
-    must be the first layer's weight; its gradients are cleared before and after.
+    must be the first layer's weight (no gradient is stored in the model).
 
     Returns
     -------
@@ -296,11 +296,8 @@ def idle_unit_share(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     check_float_tensor("x", x, 2)
     check_same_rows("x", x, "y", y)
     weight = next(model.parameters())
-    model.zero_grad()
-    F.cross_entropy(model(x, **forward_kwargs), y).backward()
-    idle = float((weight.grad.abs().sum(1) == 0).double().mean())
-    model.zero_grad()
-    return idle
+    (grad,) = torch.autograd.grad(F.cross_entropy(model(x, **forward_kwargs), y), weight)
+    return float((grad.abs().sum(1) == 0).double().mean())
 
 
 def train_conditions(
