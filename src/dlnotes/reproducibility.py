@@ -61,7 +61,14 @@ def setup(seed: int = 0) -> np.random.Generator:
         torch.set_num_interop_threads(1)
     except RuntimeError:  # can only be set once per process, before parallel work starts
         pass
-    torch.use_deterministic_algorithms(True)
+    # torch.use_deterministic_algorithms also imports the compiler's configuration
+    # (torch._inductor, about 0.8 s) to set a flag that only torch.compile reads; the book never
+    # compiles, so ATen's own flag is set directly where torch offers it.
+    set_flag = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if set_flag is None:
+        torch.use_deterministic_algorithms(True)
+    else:
+        set_flag(True)
     threadpool_limits(limits=1, user_api="blas")
     for category, message in NOISY_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)
