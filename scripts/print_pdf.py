@@ -56,6 +56,30 @@ CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Sans Mono CJK SC")
 RADICALS = (0x2E80, 0x2FE0)
 PDF_OPTIONS = {"format": "A4",
                "margin": {"top": "16mm", "bottom": "16mm", "left": "14mm", "right": "14mm"}}
+# The width a page prints, in CSS pixels (96 per inch): A4's 210 mm less the side margins.
+# Content wider than this makes Chromium shrink every page of the book to fit it.
+PAGE_WIDTH_PX = (210 - 14 - 14) / 25.4 * 96
+# What sticks out of the page (anything not inside a box that scrolls or clips it).
+WIDEST_JS = """
+(width) => {
+  const clipped = (e) => {
+    for (let a = e.parentElement; a; a = a.parentElement) {
+      if (getComputedStyle(a).overflowX !== 'visible') return true;
+    }
+    return false;
+  };
+  const out = [];
+  for (const e of document.querySelectorAll('body *')) {
+    const r = e.getBoundingClientRect();
+    if (r.width > 0 && r.right > width + 1 && !clipped(e)) {
+      const section = e.closest('section');
+      out.push(`${e.tagName.toLowerCase()}.${e.className} in #${section ? section.id : ''}`
+               + ` (${Math.round(r.right)} px)`);
+    }
+  }
+  return out.slice(0, 5);
+}
+"""
 # Printing: no navigation chrome (sidebars, header, buttons); the theme's flex layout flattened
 # to blocks so that page breaks and named pages apply; long code lines wrap instead of running
 # off the page; collapsed blocks (solutions, hidden cells) stay collapsed.
@@ -349,6 +373,19 @@ def finish(body: Path, numbers: Path, first: int, outline: list[dict], dests: di
         writer.write(f)
 
 
+def check_width(page) -> None:
+    """Exit if the book laid out for print is wider than the page (Chromium would shrink it)."""
+    viewport = page.viewport_size
+    page.set_viewport_size({"width": int(PAGE_WIDTH_PX), "height": viewport["height"]})
+    page.emulate_media(media="print")
+    wide = page.evaluate(WIDEST_JS, int(PAGE_WIDTH_PX))
+    page.emulate_media(media=None)
+    page.set_viewport_size(viewport)
+    if wide:
+        sys.exit("wider than the printed page (Chromium would shrink every page): "
+                 + "; ".join(wide))
+
+
 def print_pdf(site: Path, out: Path) -> None:
     """Serve ``site`` on 127.0.0.1 and print its ``index.html`` to ``out`` as a book."""
     if not (site / "index.html").exists():
@@ -370,6 +407,7 @@ def print_pdf(site: Path, out: Path) -> None:
         print(f"loaded and typeset in {time.perf_counter() - start:.0f} s", flush=True)
         page.add_style_tag(content=PRINT_CSS)
         outline = page.evaluate(PREPARE_JS)
+        check_width(page)
         body, numbers = Path(tmp) / "body.pdf", Path(tmp) / "numbers.pdf"
         start = time.perf_counter()
         page.pdf(path=str(body), print_background=True, **PDF_OPTIONS)

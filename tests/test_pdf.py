@@ -10,10 +10,12 @@ running header is the chapter's title; the contents list gives the same page num
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import sys
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,6 +144,22 @@ def test_pdf_is_small_enough_to_share():
     if not PDF.exists():
         pytest.skip("the PDF is not built: run `make pdf`")
     assert PDF.stat().st_size < MAX_MEGABYTES * 1e6, f"{PDF.stat().st_size / 1e6:.1f} MB"
+
+
+def test_body_text_prints_at_full_size(reader, outline):
+    # The theme's body text is 16 CSS px, 12 pt on paper. Anything wider than the page (a table
+    # that does not wrap) makes Chromium shrink every page to fit, and the text with it.
+    sizes: Counter = Counter()
+
+    def visit(text, cm, tm, font, size):
+        if text.strip():
+            sizes[round(size * math.hypot(tm[0], tm[1]) * math.hypot(cm[0], cm[1]), 1)] += len(text)
+
+    first = min(i for depth, title, i in outline if depth == 1 and re.match(r"\d+\. ", title))
+    for page in reader.pages[first:first + 3]:
+        page.extract_text(visitor_text=visit)
+    size, _ = sizes.most_common(1)[0]
+    assert 11.8 <= size <= 12.2, f"body text prints at {size} pt, not 12 pt: {sizes.most_common(4)}"
 
 
 @pytest.mark.parametrize(("chapter", "title"), sorted(chapter_titles().items()))
