@@ -59,6 +59,20 @@ PDF_OPTIONS = {"format": "A4",
 # The width a page prints, in CSS pixels (96 per inch): A4's 210 mm less the side margins.
 # Content wider than this makes Chromium shrink every page of the book to fit it.
 PAGE_WIDTH_PX = (210 - 14 - 14) / 25.4 * 96
+# Displayed equations wider than their box: a smaller font (MathJax sizes in em), checked.
+FIT_MATH_JS = """
+() => {
+  const wide = [...document.querySelectorAll('mjx-container[display="true"]')]
+    .filter((e) => e.scrollWidth > e.clientWidth + 1);
+  for (const e of wide) {  // MathJax's own inline size (e.g. 127.3 %) is the starting point
+    const size = parseFloat(getComputedStyle(e).fontSize);
+    e.style.fontSize = `${(0.98 * size * e.clientWidth / e.scrollWidth).toFixed(2)}px`;
+  }
+  const left = wide.filter((e) => e.scrollWidth > e.clientWidth + 1);
+  if (left.length) throw new Error(`${left.length} equations still wider than the page`);
+  return wide.length;
+}
+"""
 # What sticks out of the page (anything not inside a box that scrolls or clips it).
 WIDEST_JS = """
 (width) => {
@@ -373,17 +387,22 @@ def finish(body: Path, numbers: Path, first: int, outline: list[dict], dests: di
         writer.write(f)
 
 
-def check_width(page) -> None:
-    """Exit if the book laid out for print is wider than the page (Chromium would shrink it)."""
+def fit_to_page(page) -> int:
+    """Lay the book out at the printed page's width; scale down displayed equations wider than
+    the page (on paper their box cannot scroll: the right end would be cut off), and exit if
+    anything else is wider than the page (Chromium would shrink every page). Returns how many
+    equations were scaled."""
     viewport = page.viewport_size
     page.set_viewport_size({"width": int(PAGE_WIDTH_PX), "height": viewport["height"]})
     page.emulate_media(media="print")
+    scaled = page.evaluate(FIT_MATH_JS)
     wide = page.evaluate(WIDEST_JS, int(PAGE_WIDTH_PX))
     page.emulate_media(media=None)
     page.set_viewport_size(viewport)
     if wide:
         sys.exit("wider than the printed page (Chromium would shrink every page): "
                  + "; ".join(wide))
+    return scaled
 
 
 def print_pdf(site: Path, out: Path) -> None:
@@ -407,7 +426,7 @@ def print_pdf(site: Path, out: Path) -> None:
         print(f"loaded and typeset in {time.perf_counter() - start:.0f} s", flush=True)
         page.add_style_tag(content=PRINT_CSS)
         outline = page.evaluate(PREPARE_JS)
-        check_width(page)
+        print(f"{fit_to_page(page)} wide equations scaled to the page's width", flush=True)
         body, numbers = Path(tmp) / "body.pdf", Path(tmp) / "numbers.pdf"
         start = time.perf_counter()
         page.pdf(path=str(body), print_background=True, **PDF_OPTIONS)
