@@ -12,7 +12,9 @@ on a new page, its title in the running header; page numbers in the footer (from
 ``_static/dlnotes.css``, which also keeps figures, tables and quotes whole). Chinese prints in
 a CJK face (the font stacks in ``_static/dlnotes.css``; Debian's ``fonts-noto-cjk``), and its
 text says what is printed: where Chromium maps a glyph to a CJK radical (⻓ for 长), the map is
-mended (``fix_cjk_text``), so that a reader can search and copy the quotes.
+mended (``fix_cjk_text``), so that a reader can search and copy the quotes. Nothing may be
+wider than the page (``fit_to_page``): Chromium would shrink every page to fit it, so wide
+displayed equations are scaled to the page's width and anything else wide stops the print.
 
 Chromium knows the page of every heading only once it has printed, and its own outline
 (``outline=True``) nests the chapters under the introduction's last section and garbles titles
