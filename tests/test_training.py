@@ -301,3 +301,11 @@ def test_fit_rejects_bad_input_naming_the_argument(call, match):
     X, y = _problem()
     with pytest.raises(ValueError, match=match):
         call(X.float(), y)
+
+
+def test_fit_replicas_rejects_tied_parameters():
+    net = mlp([3, 3, 3], seed=0)
+    net[2].weight = net[0].weight  # one parameter under two names
+    with pytest.raises(ValueError, match="tied"):
+        fit_replicas([net, net], lambda m, x: m(x).sum(), (torch.ones(2, 3),),
+                     generators=[torch.Generator(), torch.Generator()], steps=1)

@@ -373,6 +373,9 @@ class _Replica:
 def _check_replicas(models: Sequence[nn.Module]) -> None:
     if len(models) == 0:
         raise ValueError("models must hold at least one model")
+    if len(dict(models[0].named_parameters(remove_duplicate=False))) != len(
+            dict(models[0].named_parameters())):
+        raise ValueError("models with tied (shared) parameters cannot be stacked")
     shapes = [[(k, tuple(v.shape), v.dtype) for k, v in m.state_dict().items()] for m in models]
     for r, shape in enumerate(shapes):
         if type(models[r]) is not type(models[0]) or shape != shapes[0]:
