@@ -1,4 +1,5 @@
-"""dlnotes.setup: seeds, one thread, deterministic algorithms, the figure style."""
+"""dlnotes.setup: seeds, one thread, deterministic algorithms, the figure style; and random
+draws that do not depend on the CPU's vendor."""
 
 import subprocess
 import sys
@@ -7,10 +8,17 @@ import matplotlib as mpl
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from threadpoolctl import threadpool_info
+from torch.func import vmap
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import dlnotes
+from dlnotes.dropout import dropout_mlp
+from dlnotes.node_classification import GraphClassifier, GraphTask, train_node_tasks
 from dlnotes.plotting import PALETTE
+from dlnotes.self_supervised import set_dropout
+from dlnotes.transformer import Encoder
 
 
 def test_setup_makes_torch_numpy_and_generator_draws_repeat():
@@ -44,3 +52,66 @@ def test_setup_does_not_load_the_compiler_stack():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True, timeout=120)
     assert out.stdout.split() == ["True", "False"]
+
+
+# bernoulli_ with a scalar probability (what nn.Dropout and F.dropout call) draws from MKL's
+# generator on Intel CPUs and from torch's own on AMD and ARM: the same seed gives different
+# masks, so a notebook that trains with it stores outputs that another CPU cannot reproduce.
+VENDOR_DEPENDENT = {"aten.bernoulli_.float", "aten.bernoulli.p", "aten.native_dropout.default"}
+
+
+class _RecordOps(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.ops = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.add(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def _ops_of(fn):
+    with _RecordOps() as record:
+        fn()
+    return record.ops
+
+
+def test_the_recorder_sees_torch_dropout_draw_bernoulli():
+    x = torch.ones(4, 6, dtype=torch.float64)
+    assert _ops_of(lambda: torch.nn.Dropout(0.5)(x)) & VENDOR_DEPENDENT
+    assert _ops_of(lambda: vmap(lambda a: F.dropout(a, 0.5), randomness="different")(x)) \
+        & VENDOR_DEPENDENT
+
+
+def _graph_models():
+    graph = torch.randn(6, 5, dtype=torch.float64), (torch.rand(6, 6) < 0.5).double()
+    A = ((graph[1] + graph[1].T) > 0).double().fill_diagonal_(0)
+    for kind, heads in (("gcn", 1), ("gat", 2), ("mlp", 1)):
+        model = GraphClassifier(kind, 5, 4, 3, heads=heads, dropout=0.5, seed=0).double()
+        yield model, graph[0], model.operator(A)
+
+
+def test_package_dropout_draws_the_same_masks_on_every_cpu():
+    tokens = torch.randint(0, 9, (2, 5))
+    encoder = Encoder(9, 8, 2, 16, 2, max_len=5, dropout=0.3, seed=0).double()
+    mlm = set_dropout(Encoder(9, 8, 2, 16, 1, max_len=5, seed=0).double(), 0.2)
+    runs = [lambda: encoder(tokens), lambda: mlm(tokens),
+            lambda: dropout_mlp([5, 4, 3], 0.5, input_p=0.2)(torch.randn(3, 5))]
+    for model, X, op in _graph_models():
+        runs.append(lambda model=model, X=X, op=op: model(X, op).sum().backward())
+    for run in runs:
+        torch.manual_seed(0)
+        ops = _ops_of(run)
+        assert any(op.startswith("aten.rand.") for op in ops)  # dropout ran
+        assert not ops & VENDOR_DEPENDENT, ops & VENDOR_DEPENDENT
+
+
+def test_side_by_side_training_with_dropout_draws_no_bernoulli():
+    models = [GraphClassifier("gat", 5, 4, 3, heads=2, dropout=0.5, seed=s).double()
+              for s in range(2)]
+    X = torch.randn(6, 5, dtype=torch.float64)
+    A = torch.ones(6, 6, dtype=torch.float64).fill_diagonal_(0)
+    tasks = [GraphTask(m, {"train": (X, A)}) for m in models]
+    y, mask = torch.zeros(2, 6, dtype=torch.long), torch.ones(2, 6, dtype=torch.bool)
+    ops = _ops_of(lambda: train_node_tasks(tasks, y, mask, epochs=2))
+    assert not ops & VENDOR_DEPENDENT, ops & VENDOR_DEPENDENT

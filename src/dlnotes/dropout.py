@@ -96,9 +96,11 @@ def dropout(
         \tilde x_i = \frac{m_i}{1-p}\,x_i, \qquad m_i \sim \operatorname{Bernoulli}(1-p)
         \text{ independently}, \qquad \mathbb E[\tilde x_i] = x_i .
 
-    The mask is drawn as ``torch.rand(...) < 1 - p`` (the same law as
-    ``torch.nn.functional.dropout``, which draws ``bernoulli_``; the two do not consume random
-    numbers identically, so equal seeds give different masks).
+    The mask is drawn as ``torch.rand(...) < 1 - p``: the same law as
+    ``torch.nn.functional.dropout``, which draws ``bernoulli_`` and so, for the same seed, one
+    mask on Intel CPUs (MKL's generator) and another on AMD or ARM CPUs. ``torch.rand`` is
+    the same on every CPU, so a seeded run trains the same network everywhere. It also works
+    under :func:`torch.func.vmap` with ``randomness="different"`` (one mask per replica).
 
     Parameters
     ----------
@@ -132,8 +134,14 @@ def dropout(
     return x * keep / (1 - p)
 
 
-class Dropout(nn.Module):
+class Dropout(nn.Dropout):
     """Inverted dropout as a layer (:func:`dropout`), active in ``train()`` mode only.
+
+    A drop-in ``nn.Dropout`` (``isinstance`` holds, ``p`` can be changed) whose masks do not
+    depend on the CPU: ``nn.Dropout`` draws them with ``bernoulli_``, which on Intel CPUs
+    takes a different random stream (MKL's) than on AMD or ARM for the same seed, so the same
+    seed trains a different network. :func:`dropout` draws ``torch.rand`` everywhere. The
+    package's models use this layer and :func:`dropout` for that reason.
 
     Parameters
     ----------
@@ -150,9 +158,8 @@ class Dropout(nn.Module):
     """
 
     def __init__(self, p: float, generator: torch.Generator | None = None) -> None:
-        super().__init__()
         check_in_range("p", p, 0.0, 1.0, high_inclusive=True)
-        self.p = float(p)
+        super().__init__(float(p))
         self.generator = generator
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

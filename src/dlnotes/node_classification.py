@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dlnotes.dropout import dropout as inverted_dropout
 from dlnotes.graphs import GCNLayer, normalized_adjacency
 from dlnotes.training import History, fit_replicas
 from dlnotes.transformer import EncoderLayer
@@ -164,14 +165,14 @@ class MultiHeadGATLayer(nn.Module):
         attention = torch.softmax(e.masked_fill(~mask, float("-inf")), dim=-1)
         dropped = attention
         if self.training and self.dropout > 0:
-            dropped = F.dropout(attention, self.dropout, training=True)
+            dropped = inverted_dropout(attention, self.dropout)
         out = dropped @ Wh.transpose(0, 1)  # (heads, N, out)
         out = out.transpose(0, 1).reshape(n, -1) if self.concat else out.mean(0)
         return out + self.bias, attention
 
 
 def _dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    return F.dropout(x, p, training=True) if training and p > 0 else x
+    return inverted_dropout(x, p) if training and p > 0 else x
 
 
 class GraphClassifier(nn.Module):

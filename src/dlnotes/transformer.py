@@ -45,7 +45,9 @@ Conventions shared by everything here:
   with no real token) run only outside such transforms; shape checks run always. Dropout
   (``dropout > 0``, training mode) draws random numbers, so it needs vmap's
   ``randomness="different"`` (independent masks per replica) or ``"same"``; with
-  ``dropout=0`` no random number is drawn.
+  ``dropout=0`` no random number is drawn. Its masks come from
+  :func:`dlnotes.dropout.dropout` (``torch.rand``), not ``bernoulli_``, whose random stream
+  differs between Intel and other CPUs: a seeded run trains the same model on every CPU.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dlnotes.dropout import Dropout
+from dlnotes.dropout import dropout as inverted_dropout
 from dlnotes.validation import (
     check_choice,
     check_dim_size,
@@ -350,7 +354,7 @@ class SelfAttention(nn.Module):
             weights = torch.softmax(scores, dim=-1)
         dropped = weights
         if self.training and self.dropout > 0:
-            dropped = F.dropout(weights, self.dropout, training=True)
+            dropped = inverted_dropout(weights, self.dropout)
         out = (dropped @ v).transpose(1, 2).reshape(b, t, d)
         return self.out_proj(out), weights
 
@@ -419,9 +423,9 @@ class EncoderLayer(nn.Module):
         self.linear2 = nn.Linear(d_ff, d_model)
         self.norm1 = _make_norm(norm, d_model)
         self.norm2 = _make_norm(norm, d_model)
-        self.dropout = nn.Dropout(dropout)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
+        self.dropout1 = Dropout(dropout)
+        self.dropout2 = Dropout(dropout)
         self.d_model, self.norm, self.norm_first = int(d_model), norm, bool(norm_first)
         self.activation = activation
 
@@ -489,7 +493,7 @@ def _apply_norm(module: nn.Module, x: torch.Tensor,
     return module(x)
 
 
-def _dropout(module: nn.Dropout, x: torch.Tensor) -> torch.Tensor:
+def _dropout(module: Dropout, x: torch.Tensor) -> torch.Tensor:
     # skipped at p = 0, so that vmap's default randomness="error" is never triggered
     return module(x) if module.training and module.p > 0 else x
 
@@ -618,7 +622,7 @@ class Encoder(nn.Module):
                                                                 None)):
                         if table is not None:
                             table.weight.mul_(embedding_std)
-            self.embedding_dropout = nn.Dropout(dropout)
+            self.embedding_dropout = Dropout(dropout)
             self.layers = nn.ModuleList(
                 EncoderLayer(d_model, n_heads, d_ff, norm=norm, norm_first=norm_first,
                              dropout=dropout, activation=activation)
