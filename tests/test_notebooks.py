@@ -61,3 +61,18 @@ def test_sympy_checks_assert_rather_than_display(path):
     sources = "\n".join("".join(c["source"]) for c in code_cells(path))
     assert "import sympy" in sources
     assert len(re.findall(r"^\s*assert .*sp\.", sources, flags=re.M)) >= 3
+
+
+VENDOR_RANDOM = re.compile(r"\bF\.dropout\(|\bnn\.Dropout\(|\.bernoulli_\(|\bdropout1d\(")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_torch_dropout_runs_only_on_a_forked_generator(path):
+    # torch's dropout draws bernoulli_: MKL's stream on Intel CPUs, torch's own elsewhere. A
+    # cell that calls it must fork the generator, so no later draw depends on the CPU; models
+    # use dlnotes.dropout, whose torch.rand masks are the same everywhere.
+    for i, cell in enumerate(code_cells(path)):
+        source = "".join(cell["source"])
+        if VENDOR_RANDOM.search(source):
+            assert "torch.random.fork_rng(" in source, (
+                f"code cell {i} calls torch's dropout outside a forked generator")
