@@ -599,3 +599,19 @@ def test_random_shifts_equal_shift_images_with_the_offsets_drawn_from_the_same_g
     dxs = torch.randint(-1, 2, (30,), generator=gen)
     for k in range(30):
         assert torch.equal(moved[k], shift_images(images[k], int(dys[k]), int(dxs[k])))
+
+
+def test_evaluation_callback_measures_each_set_at_its_own_steps():
+    x, y = small_batch(20)
+    nets = [MaskedMLP([6, 8, 3], seed=s).eval() for s in range(2)]
+
+    def model_fn(inputs):
+        return torch.stack([net(inputs) for net in nets])
+
+    callback = evaluation_callback({"a": (x, y), "b": (x[:10], y[:10])}, at={"a": {5}, "b": {6}})
+    with torch.no_grad():
+        at_5, at_6 = callback(model_fn, 5), callback(model_fn, 6)
+    assert not torch.isnan(at_5["a"]).any() and torch.isnan(at_5["b"]).all()
+    assert torch.isnan(at_6["a"]).all() and not torch.isnan(at_6["b_ce"]).any()
+    with pytest.raises(ValueError, match="at has no steps"):
+        evaluation_callback({"a": (x, y)}, at={"b": {5}})

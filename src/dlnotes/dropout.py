@@ -383,7 +383,7 @@ def train_conditions(
 
 def evaluation_callback(
     sets: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
-    at: Collection[int],
+    at: Collection[int] | Mapping[str, Collection[int]],
     fit_set: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> Callable[[Callable, int], dict[str, torch.Tensor]]:
     """A :func:`dlnotes.training.fit_replicas` callback: each replica's accuracy (key
@@ -391,12 +391,26 @@ def evaluation_callback(
     (``nan`` at other records), and at every record its cross-entropy on ``fit_set`` (key
     ``"fit_ce"``; typically the training set without masks).
 
+    ``at`` is one collection of steps for all sets, or one per set name (a set measured
+    only where it is read costs less; the training is the same either way).
+
     Returns
     -------
     callable
         ``callback(model_fn, step) -> {name: tensor (R,)}``.
+
+    Raises
+    ------
+    ValueError
+        If ``at`` is a mapping without an entry for every set.
     """
-    at = set(at)
+    if isinstance(at, Mapping):
+        missing = sorted(set(sets) - set(at))
+        if missing:
+            raise ValueError(f"at has no steps for the sets {missing}")
+        steps = {name: set(at[name]) for name in sets}
+    else:
+        steps = {name: set(at) for name in sets}
 
     def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         ce = F.cross_entropy(logits.flatten(0, 1), y.repeat(len(logits)), reduction="none")
@@ -407,7 +421,7 @@ def evaluation_callback(
         if fit_set is not None:
             out["fit_ce"] = cross_entropy(model_fn(fit_set[0]), fit_set[1])
         for name, (X, y) in sets.items():
-            if step in at:
+            if step in steps[name]:
                 logits = model_fn(X)
                 out[name] = (logits.argmax(-1) == y).double().mean(1)
                 out[name + "_ce"] = cross_entropy(logits, y)
