@@ -70,8 +70,9 @@ pdf: $(STAMP)  ## set up and print the whole book to _build/pdf/book.pdf (needs 
 
 test: lint unit nbval browser  ## set up, then lint, unit tests, nbval, book build, browser
 
-execute: $(STAMP)  ## re-execute every notebook in place, in a fresh kernel each
-	$(BIN)/python scripts/execute_notebooks.py $(NOTEBOOKS)
+REPEAT ?= 3
+execute: $(STAMP)  ## re-execute every notebook in place (fresh kernels; REPEAT runs timed)
+	$(BIN)/python scripts/execute_notebooks.py --repeat $(REPEAT) $(NOTEBOOKS)
 
 lab: $(STAMP)  ## open JupyterLab with the project's environment as its kernel
 	$(BIN)/jupyter lab chapters/

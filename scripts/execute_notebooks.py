@@ -3,7 +3,10 @@
 Used by ``make execute``: committed outputs are always produced by this script, never edited.
 It also writes ``appendix/execution_report.md`` (per-notebook wall time on this machine, the
 total and the versions of the key packages): the notebooks it ran get their new times, the
-others keep the times of their last run.
+others keep the times of their last run. With ``--repeat N`` every notebook runs N times, each
+in a fresh kernel: the first run's outputs are written back, every other run must reproduce
+their text exactly (the script stops otherwise), and the report gives the median time and the
+range, since the wall time of one run on a shared virtual machine varies by 20 % or more.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import importlib.metadata as md
 import os
 import platform
 import re
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -23,7 +27,8 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "appendix" / "execution_report.md"
-ROW = re.compile(r"^\| \[([\w.-]+\.ipynb)\]\([^)]*\) \| ([\d.]+) \| ([\d.]+) \|$", re.M)
+ROW = re.compile(r"^\| \[([\w.-]+\.ipynb)\]\([^)]*\) \| ([\d.]+) \| ([\d.]+)–([\d.]+) \| "
+                 r"([\d.]+) \|$", re.M)
 PACKAGES = ("torch", "numpy", "sympy", "scikit-learn", "matplotlib", "jupyter-book", "nbval",
             "sentence-transformers", "transformers", "gensim")
 
@@ -48,12 +53,21 @@ def coalesce_streams(nb: nbformat.NotebookNode) -> None:
         cell.outputs = merged
 
 
-def execute(path: Path, timeout: int) -> tuple[float, float]:
-    """Run ``path`` in a fresh ``python3`` kernel and write it back.
+def text_outputs(nb: nbformat.NotebookNode) -> list[list[str]]:
+    """Every code cell's text outputs (streams and text/plain), what nbval compares."""
+    return [[out.get("text", "") if out.output_type == "stream"
+             else out.get("data", {}).get("text/plain", "") for out in cell.outputs]
+            for cell in nb.cells if cell.cell_type == "code"]
+
+
+def execute(path: Path, timeout: int, write: bool = True
+            ) -> tuple[float, float, nbformat.NotebookNode]:
+    """Run ``path`` in a fresh ``python3`` kernel and, if ``write``, write it back.
 
     Returns two wall times in s from the kernel's start: to the last cell's output (what a
     reader who runs the notebook waits for) and to the kernel's exit (the interpreter's
-    teardown after the last cell, which frees torch, SymPy and the rest, adds 0.5-2 s).
+    teardown after the last cell, which frees torch, SymPy and the rest, adds 0.5-2 s); and
+    the executed notebook.
     """
     nb = nbformat.read(path, as_version=4)
     done: list[float] = []
@@ -67,13 +81,21 @@ def execute(path: Path, timeout: int) -> tuple[float, float]:
     elapsed = time.perf_counter() - start
     nb.metadata.pop("widgets", None)
     coalesce_streams(nb)
-    nbformat.write(nb, path)
-    return (done[-1] - start if done else elapsed), elapsed
+    if write:
+        nbformat.write(nb, path)
+    return (done[-1] - start if done else elapsed), elapsed, nb
 
 
-def write_report(times: dict[str, tuple[float, float]]) -> None:
+Times = tuple[float, float, float, float]  # median to the last output, its range, median to exit
+
+
+def write_report(times: dict[str, Times], repeat: int) -> None:
     """Write the execution report page from measured times (never typed by hand)."""
     cpu = platform.processor() or platform.machine()
+    runs = ("Each notebook runs in a fresh kernel (its last run)." if repeat == 1 else
+            f"Each notebook ran {repeat} times, each in a fresh kernel, with the same text "
+            "outputs every time; the times are the medians, and the range of the first "
+            "shows how much one run on this shared virtual machine can vary.")
     lines = [
         "# Execution report",
         "",
@@ -84,19 +106,21 @@ def write_report(times: dict[str, tuple[float, float]]) -> None:
         "",
         f"Run on {dt.date.today().isoformat()}, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPU core(s) ({cpu}), one torch and one BLAS thread per notebook. "
-        "Each notebook runs in a fresh kernel (its last run). The first time is the wall time "
+        f"{runs} The first time is the wall time "
         "from starting the kernel to the last cell's output, what a reader who runs the "
-        "notebook top to bottom waits for (kernel start and imports included); the second "
+        "notebook top to bottom waits for (kernel start and imports included); the last "
         "adds the kernel's exit, the interpreter's teardown after the last cell.",
         "",
-        "| notebook | seconds to the last output | seconds to the kernel's exit |",
-        "| --- | ---: | ---: |",
+        "| notebook | seconds to the last output | range over the runs | "
+        "seconds to the kernel's exit |",
+        "| --- | ---: | ---: | ---: |",
     ]
-    for name, (ran, total) in sorted(times.items()):
+    for name, (ran, low, high, total) in sorted(times.items()):
         page = name.removesuffix(".ipynb")
-        lines.append(f"| [{name}](../chapters/{page}.ipynb) | {ran:.1f} | {total:.1f} |")
-    ran, total = (sum(t[i] for t in times.values()) for i in (0, 1))
-    lines += [f"| **total** | **{ran:.1f}** | **{total:.1f}** |", "", "## Package versions", "",
+        lines.append(f"| [{name}](../chapters/{page}.ipynb) | {ran:.1f} | {low:.1f}–{high:.1f} "
+                     f"| {total:.1f} |")
+    ran, total = (sum(t[i] for t in times.values()) for i in (0, 3))
+    lines += [f"| **total** | **{ran:.1f}** | | **{total:.1f}** |", "", "## Package versions", "",
               "| package | version |", "| --- | --- |"]
     for pkg in PACKAGES:
         try:
@@ -106,25 +130,44 @@ def write_report(times: dict[str, tuple[float, float]]) -> None:
     REPORT.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def run_repeatedly(path: Path, timeout: int, repeat: int) -> Times:
+    """Execute ``path`` ``repeat`` times; write back the first run; the median times."""
+    ran, total, first = execute(path, timeout)
+    runs = [(ran, total)]
+    for _ in range(repeat - 1):
+        again = execute(path, timeout, write=False)
+        if text_outputs(again[2]) != text_outputs(first):
+            raise SystemExit(f"{path}: a second run printed other text than the first")
+        runs.append(again[:2])
+    to_output = [r[0] for r in runs]
+    return (statistics.median(to_output), min(to_output), max(to_output),
+            statistics.median(r[1] for r in runs))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("notebooks", nargs="+", type=Path)
     parser.add_argument("--timeout", type=int, default=600, help="per-cell timeout in s")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs per notebook (the first is written back), median reported")
     parser.add_argument("--no-report", action="store_true",
                         help="do not update the execution report")
     args = parser.parse_args(argv)
-    times: dict[str, tuple[float, float]] = {}
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    times: dict[str, Times] = {}
     for path in args.notebooks:
-        ran, total = execute(path, args.timeout)
-        times[path.name] = ran, total
-        print(f"{path}: {ran:.1f} s to the last output, {total:.1f} s to the kernel's exit",
-              flush=True)
+        times[path.name] = run_repeatedly(path, args.timeout, args.repeat)
+        ran, low, high, total = times[path.name]
+        print(f"{path}: {ran:.1f} s to the last output ({low:.1f}-{high:.1f}), {total:.1f} s "
+              "to the kernel's exit", flush=True)
     if not args.no_report:
         # A partial run replaces the rows of the notebooks it ran and keeps the others.
-        previous = {name: (float(ran), float(total)) for name, ran, total in ROW.findall(
+        previous = {name: tuple(float(v) for v in values) for name, *values in ROW.findall(
             REPORT.read_text(encoding="utf-8"))} if REPORT.exists() else {}
         chapters = {p.name for p in (ROOT / "chapters").glob("*.ipynb")}
-        write_report({name: t for name, t in (previous | times).items() if name in chapters})
+        write_report({name: t for name, t in (previous | times).items() if name in chapters},
+                     args.repeat)
         print(f"wrote {REPORT.relative_to(ROOT)}")
     return 0
 

@@ -1,0 +1,27 @@
+"""scripts/execute_notebooks.py: the report it writes is the one it reads back."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("execute_notebooks",
+                                              ROOT / "scripts" / "execute_notebooks.py")
+ex = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ex)
+
+
+def test_report_rows_read_back_as_written(tmp_path, monkeypatch):
+    monkeypatch.setattr(ex, "REPORT", tmp_path / "report.md")
+    times = {"01_a.ipynb": (8.5, 8.1, 9.9, 9.8), "02_b.ipynb": (12.0, 11.0, 15.5, 13.4)}
+    ex.write_report(times, repeat=3)
+    text = ex.REPORT.read_text(encoding="utf-8")
+    assert {name: tuple(float(v) for v in values)
+            for name, *values in ex.ROW.findall(text)} == times
+    assert "ran 3 times" in text and "| **total** | **20.5** | | **23.2** |" in text
+
+
+def test_repeat_must_be_positive():
+    with pytest.raises(SystemExit):
+        ex.main(["--repeat", "0", "x.ipynb"])
