@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+import dlnotes.data as bundled
 from dlnotes.data import (
     adjacency_matrix,
     classification_split,
@@ -99,3 +100,46 @@ def test_adjacency_matrix_ignores_weights_and_rejects_non_graphs():
     for bad, message in ((np.eye(2), "graph must be a Graph"), (nx.Graph(), "at least 1 node")):
         with pytest.raises(ValueError, match=message):
             adjacency_matrix(bad)
+
+
+@pytest.mark.parametrize("name", ["digits", "breast_cancer", "iris", "wine"])
+def test_bundled_classification_data_equal_scikit_learns_loaders(name):
+    from sklearn import datasets
+
+    bunch = getattr(datasets, f"load_{name}")()
+    X, y = bundled.classification_data(name)
+    assert X.dtype == np.float64 and y.dtype == np.int64
+    assert np.array_equal(X, bunch.data) and np.array_equal(y, bunch.target)
+
+
+def test_diabetes_equals_scikit_learns_raw_data():
+    from sklearn import datasets
+
+    bunch = datasets.load_diabetes(scaled=False)
+    X, y, names = bundled.diabetes(standardized=False)
+    assert np.array_equal(X, bunch.data) and np.array_equal(y, bunch.target)
+    assert names == list(bunch.feature_names)
+
+
+@pytest.mark.parametrize(("name", "test_size", "seed"), [
+    ("digits", 0.3, 0), ("digits", 797, 0), ("digits", 0.25, 7), ("breast_cancer", 0.3, 3),
+    ("iris", 0.2, 11), ("wine", 0.5, 2), ("iris", 7, 5), ("wine", 0.33, 123)])
+def test_stratified_split_is_scikit_learns_draw_for_draw(name, test_size, seed):
+    from sklearn.model_selection import train_test_split
+
+    _, y = bundled.classification_data(name)
+    ours = bundled.stratified_split(y, test_size, seed)
+    theirs = train_test_split(np.arange(len(y)), test_size=test_size, random_state=seed,
+                              stratify=y)
+    for a, b in zip(ours, theirs, strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_stratified_split_rejects_what_scikit_learn_rejects():
+    y = np.array([0, 0, 1, 1, 2])
+    with pytest.raises(ValueError, match="two samples"):
+        bundled.stratified_split(y, 0.4, 0)
+    with pytest.raises(ValueError, match="test_size"):
+        bundled.stratified_split(np.array([0, 1] * 5), 1.0, 0)
+    with pytest.raises(ValueError, match="test_size"):
+        bundled.stratified_split(np.array([0, 1] * 5), 10, 0)
