@@ -29,6 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "appendix" / "execution_report.md"
 ROW = re.compile(r"^\| \[([\w.-]+\.ipynb)\]\([^)]*\) \| ([\d.]+) \| ([\d.]+)–([\d.]+) \| "
                  r"([\d.]+) \|$", re.M)
+#: The calibration: a kernel's start and the imports every chapter makes, timed in the same run
+#: as the chapters, shows how fast the machine was at the time.
+CALIBRATION = ("import matplotlib.pyplot as plt\nimport numpy as np\nimport sympy as sp\n"
+               "import torch\n\nimport dlnotes\n\nrng = dlnotes.setup(seed=0)")
 PACKAGES = ("torch", "numpy", "sympy", "scikit-learn", "matplotlib", "jupyter-book", "nbval",
             "sentence-transformers", "transformers", "gensim")
 
@@ -60,7 +64,7 @@ def text_outputs(nb: nbformat.NotebookNode) -> list[list[str]]:
             for cell in nb.cells if cell.cell_type == "code"]
 
 
-def execute(path: Path, timeout: int, write: bool = True
+def execute(path: Path | nbformat.NotebookNode, timeout: int, write: bool = True
             ) -> tuple[float, float, nbformat.NotebookNode]:
     """Run ``path`` in a fresh ``python3`` kernel and, if ``write``, write it back.
 
@@ -69,11 +73,12 @@ def execute(path: Path, timeout: int, write: bool = True
     teardown after the last cell, which frees torch, SymPy and the rest, adds 0.5-2 s); and
     the executed notebook.
     """
-    nb = nbformat.read(path, as_version=4)
+    nb = path if isinstance(path, nbformat.NotebookNode) else nbformat.read(path, as_version=4)
+    folder = ROOT / "chapters" if isinstance(path, nbformat.NotebookNode) else path.parent
     done: list[float] = []
     client = NotebookClient(
         nb, timeout=timeout, kernel_name="python3", record_timing=False,
-        resources={"metadata": {"path": str(path.parent)}},
+        resources={"metadata": {"path": str(folder)}},
         on_cell_executed=lambda **_: done.append(time.perf_counter()),
     )
     start = time.perf_counter()
@@ -81,7 +86,7 @@ def execute(path: Path, timeout: int, write: bool = True
     elapsed = time.perf_counter() - start
     nb.metadata.pop("widgets", None)
     coalesce_streams(nb)
-    if write:
+    if write and not isinstance(path, nbformat.NotebookNode):
         nbformat.write(nb, path)
     return (done[-1] - start if done else elapsed), elapsed, nb
 
@@ -89,7 +94,13 @@ def execute(path: Path, timeout: int, write: bool = True
 Times = tuple[float, float, float, float]  # median to the last output, its range, median to exit
 
 
-def write_report(times: dict[str, Times], repeat: int) -> None:
+def calibrate(timeout: int, repeat: int) -> float:
+    """Median wall time of the calibration notebook (kernel start and the common imports)."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(CALIBRATION)])
+    return statistics.median(execute(nb, timeout, write=False)[0] for _ in range(repeat))
+
+
+def write_report(times: dict[str, Times], repeat: int, calibration: float) -> None:
     """Write the execution report page from measured times (never typed by hand)."""
     cpu = platform.processor() or platform.machine()
     runs = ("Each notebook runs in a fresh kernel (its last run)." if repeat == 1 else
@@ -110,6 +121,11 @@ def write_report(times: dict[str, Times], repeat: int) -> None:
         "from starting the kernel to the last cell's output, what a reader who runs the "
         "notebook top to bottom waits for (kernel start and imports included); the last "
         "adds the kernel's exit, the interpreter's teardown after the last cell.",
+        "",
+        "The speed of a shared virtual machine can drift by 20 % or more within an hour, so "
+        "each run also times a calibration: a fresh kernel that makes the imports "
+        "every chapter makes (torch, NumPy, SymPy, Matplotlib, `dlnotes.setup`), the median of "
+        f"{repeat} run(s). It took {calibration:.1f} s in the last run.",
         "",
         "| notebook | seconds to the last output | range over the runs | "
         "seconds to the kernel's exit |",
@@ -156,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     times: dict[str, Times] = {}
+    calibration = calibrate(args.timeout, args.repeat)
+    print(f"calibration (kernel start and the common imports): {calibration:.1f} s", flush=True)
     for path in args.notebooks:
         times[path.name] = run_repeatedly(path, args.timeout, args.repeat)
         ran, low, high, total = times[path.name]
@@ -167,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             REPORT.read_text(encoding="utf-8"))} if REPORT.exists() else {}
         chapters = {p.name for p in (ROOT / "chapters").glob("*.ipynb")}
         write_report({name: t for name, t in (previous | times).items() if name in chapters},
-                     args.repeat)
+                     args.repeat, calibration)
         print(f"wrote {REPORT.relative_to(ROOT)}")
     return 0
 

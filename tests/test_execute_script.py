@@ -15,11 +15,12 @@ spec.loader.exec_module(ex)
 def test_report_rows_read_back_as_written(tmp_path, monkeypatch):
     monkeypatch.setattr(ex, "REPORT", tmp_path / "report.md")
     times = {"01_a.ipynb": (8.5, 8.1, 9.9, 9.8), "02_b.ipynb": (12.0, 11.0, 15.5, 13.4)}
-    ex.write_report(times, repeat=3)
+    ex.write_report(times, repeat=3, calibration=2.5)
     text = ex.REPORT.read_text(encoding="utf-8")
     assert {name: tuple(float(v) for v in values)
             for name, *values in ex.ROW.findall(text)} == times
     assert "ran 3 times" in text and "| **total** | **20.5** | | **23.2** |" in text
+    assert "It took 2.5 s" in text
 
 
 def test_repeat_must_be_positive():
