@@ -1,6 +1,7 @@
 """dlnotes.word_vectors (chapter 10): skip-gram pairs, shifted PMI, SGNS, word2vec wrappers."""
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -42,6 +43,7 @@ from dlnotes.word_vectors import (
     static_word_vectors,
     train_sgns,
     train_word2vec,
+    train_word2vec_runs,
     window_cooccurrence,
 )
 
@@ -285,6 +287,42 @@ def test_train_word2vec_is_identical_across_calls_and_reports_each_epoch(lee_doc
     assert seen == [(1, a.vectors.shape), (2, a.vectors.shape), (3, a.vectors.shape)]
     c = train_word2vec(lee_docs[:60], sg=False, vector_size=10, epochs=3, seed=4)
     assert not np.array_equal(a.vectors, c.vectors)
+
+
+def test_train_word2vec_runs_on_threads_equal_the_same_runs_one_after_another(lee_docs):
+    seen, level = {0: [], 2: []}, logging.getLogger("gensim").level
+    runs = [dict(sentences=lee_docs[:60], sg=True, vector_size=10, epochs=3, seed=3,
+                 alpha=0.025, min_alpha=0.025,
+                 on_epoch_end=lambda e, wv: seen[0].append((e, wv.vectors.copy()))),
+            dict(sentences=lee_docs[20:50], sg=False, vector_size=8, epochs=2, seed=1),
+            dict(sentences=lee_docs[:60], sg=True, vector_size=10, epochs=2, seed=3,
+                 alpha=0.025, min_alpha=0.025, on_epoch_end=lambda e, wv: seen[2].append(e))]
+    together = train_word2vec_runs(runs, threads=3)
+    alone = [train_word2vec(**{k: v for k, v in run.items() if k != "on_epoch_end"})
+             for run in runs]
+    assert len(together) == 3
+    for a, b in zip(together, alone, strict=True):
+        assert a.index_to_key == b.index_to_key and np.array_equal(a.vectors, b.vectors)
+    assert [e for e, _ in seen[0]] == [1, 2, 3] and seen[2] == [1, 2]
+    assert np.array_equal(seen[0][1][1], together[2].vectors)  # epoch 2 of 3 = a 2-epoch run
+    assert not np.array_equal(together[0].vectors, together[2].vectors)  # 3 epochs, not 2
+    assert logging.getLogger("gensim").level == level  # the quieted logger is restored
+    serial = train_word2vec_runs(runs[1:2], threads=1)
+    assert np.array_equal(serial[0].vectors, alone[1].vectors)
+
+
+@pytest.mark.parametrize(("runs", "threads", "message"), [
+    ([], 2, "runs"),
+    ([{"sentences": [["a", "b"]], "sg": True}], 0, "threads"),
+    (["not a mapping"], 2, r"runs\[0\]"),
+    ([{"sentences": [["a", "b"]], "sg": True}, {"sentences": [["a"]], "sg": True, "lr": 0.1}], 2,
+     r"runs\[1\] has unknown argument\(s\) \['lr'\]"),
+    ([{"sentences": [["a", "b"]]}], 2, r"runs\[0\] lacks the required argument\(s\) \['sg'\]"),
+    ([{"sentences": [["a", "b"]], "sg": True, "epochs": 0}], 2, "epochs"),
+])
+def test_train_word2vec_runs_rejects_bad_runs(runs, threads, message):
+    with pytest.raises(ValueError, match=message):
+        train_word2vec_runs(runs, threads=threads)
 
 
 def test_constant_step_size_makes_an_epoch_of_a_long_run_equal_a_short_run(lee_docs):

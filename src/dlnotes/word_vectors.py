@@ -4,17 +4,20 @@ chapter 10, "Tokens and word vectors" (its tokenisers are in :mod:`dlnotes.bpe`)
 The (centre, context) pairs of skip-gram (:func:`skipgram_pairs`), their co-occurrence counts
 and shifted PMI (:func:`shifted_pmi`), a small skip-gram negative-sampling (SGNS) trainer in
 torch (:func:`train_sgns`), a seeded, single-threaded wrapper over gensim's ``Word2Vec``
-(:func:`train_word2vec`), the evaluations on word similarity and analogy sets, and the static
-token embeddings of the packaged all-MiniLM-L6-v2 model read without ``transformers``.
+(:func:`train_word2vec`; several runs at once with :func:`train_word2vec_runs`), the
+evaluations on word similarity and analogy sets, and the static token embeddings of the
+packaged all-MiniLM-L6-v2 model read without ``transformers``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import math
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -62,6 +65,7 @@ __all__ = [
     "simple_tokens",
     "crc32_hash",
     "train_word2vec",
+    "train_word2vec_runs",
     "random_walks",
     "window_cooccurrence",
     "deepwalk_matrix",
@@ -499,6 +503,69 @@ def train_word2vec(
     ValueError
         If an argument is out of range or ``sentences`` is empty.
     """
+    options = _word2vec_options(
+        sentences, sg=sg, vector_size=vector_size, window=window, min_count=min_count,
+        negative=negative, epochs=epochs, alpha=alpha, min_alpha=min_alpha, seed=seed,
+        on_epoch_end=on_epoch_end)
+    with _quiet_gensim():
+        return _fit_word2vec(options).wv
+
+
+def train_word2vec_runs(
+    runs: Sequence[Mapping[str, Any]], *, threads: int = 2
+) -> list[KeyedVectors]:
+    r"""Several :func:`train_word2vec` runs at once, one per thread: the same vectors, sooner.
+
+    gensim's training loop is compiled code that releases Python's global interpreter lock, so
+    runs on separate threads use separate CPU cores. Each run still has one worker thread and
+    its own seeded random state, so its vectors are identical to those of the same
+    :func:`train_word2vec` call made alone (a tested property); only the wall time changes.
+    The arithmetic is not split, so on a single core nothing is gained.
+
+    Parameters
+    ----------
+    runs
+        One mapping of :func:`train_word2vec`'s arguments per run (``sentences`` and ``sg``
+        required). An ``on_epoch_end`` hook is called on the thread of its run.
+    threads
+        How many runs train at the same time, an integer >= 1.
+
+    Returns
+    -------
+    list of gensim.models.KeyedVectors
+        The trained vectors, in the order of ``runs``.
+
+    Raises
+    ------
+    ValueError
+        If ``runs`` is empty, a run is not a mapping, lacks ``sentences`` or ``sg`` or has an
+        unknown argument, or an argument is out of range (as in :func:`train_word2vec`).
+    """
+    check_int_at_least("threads", threads, 1)
+    check_min_length("runs", runs, 1, "runs")
+    known = set(inspect.signature(train_word2vec).parameters)
+    options = []
+    for i, run in enumerate(runs):
+        check_type(f"runs[{i}]", run, Mapping)
+        unknown = sorted(set(run) - known)
+        if unknown:
+            raise ValueError(f"runs[{i}] has unknown argument(s) {unknown}; "
+                             f"train_word2vec takes {sorted(known)}")
+        missing = [name for name in ("sentences", "sg") if name not in run]
+        if missing:
+            raise ValueError(f"runs[{i}] lacks the required argument(s) {missing}")
+        options.append(_word2vec_options(**run))
+    with _quiet_gensim(), ThreadPoolExecutor(max_workers=threads) as pool:
+        return [model.wv for model in pool.map(_fit_word2vec, options)]
+
+
+def _word2vec_options(
+    sentences: Sequence[Sequence[str]], *, sg: bool, vector_size: int = 100, window: int = 5,
+    min_count: int = 5, negative: int = 5, epochs: int = 5, alpha: float = 0.025,
+    min_alpha: float = 0.0001, seed: int = 0,
+    on_epoch_end: Callable[[int, KeyedVectors], None] | None = None,
+) -> dict[str, Any]:
+    """Check :func:`train_word2vec`'s arguments; return gensim's ``Word2Vec`` keywords."""
     for name, value in (("vector_size", vector_size), ("window", window),
                         ("min_count", min_count), ("negative", negative), ("epochs", epochs)):
         check_int_at_least(name, value, 1)
@@ -507,15 +574,24 @@ def train_word2vec(
     check_int_at_least("seed", seed, 0)
     check_min_length("sentences", sentences, 1, "sentences")
     callbacks = [_EpochEnd(on_epoch_end)] if on_epoch_end is not None else []
-    return _word2vec(sentences, vector_size=vector_size, window=window, min_count=min_count,
-                     sg=int(bool(sg)), negative=negative, epochs=epochs, alpha=alpha,
-                     min_alpha=min_alpha, seed=seed, callbacks=callbacks).wv
+    return dict(sentences=sentences, vector_size=vector_size, window=window,
+                min_count=min_count, sg=int(bool(sg)), negative=negative, epochs=epochs,
+                alpha=alpha, min_alpha=min_alpha, seed=seed, callbacks=callbacks)
+
+
+def _fit_word2vec(options: Mapping[str, Any]) -> Word2Vec:
+    """gensim's ``Word2Vec`` with negative sampling, one worker thread, CRC-32 hashing.
+
+    The caller quiets gensim's logger (:func:`_quiet_gensim`) once around all its runs: the
+    logger is global, so runs on several threads must not each set and restore it.
+    """
+    return Word2Vec(hs=0, workers=1, hashfxn=crc32_hash, **options)
 
 
 def _word2vec(sentences: Sequence[Sequence[str]], **options: Any) -> Word2Vec:
     """gensim's ``Word2Vec`` with negative sampling, one worker thread, CRC-32 hashing, quiet."""
     with _quiet_gensim():
-        return Word2Vec(sentences, hs=0, workers=1, hashfxn=crc32_hash, **options)
+        return _fit_word2vec(dict(sentences=sentences, **options))
 
 
 # --- DeepWalk: skip-gram on random walks -------------------------------------------------------
