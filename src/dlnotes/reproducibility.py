@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import random
+import sys
 import warnings
 
 import numpy as np
@@ -13,7 +15,7 @@ from threadpoolctl import threadpool_limits
 
 from dlnotes.validation import check_int_at_least
 
-__all__ = ["setup", "NOISY_WARNINGS"]
+__all__ = ["setup", "keep_freed_memory", "NOISY_WARNINGS"]
 
 #: (category, message regex) pairs of warnings that carry no information for a reader of the
 #: book but would land in a notebook's stored stderr.
@@ -26,13 +28,52 @@ NOISY_WARNINGS: tuple[tuple[type[Warning], str], ...] = (
 )
 
 
+# glibc's mallopt parameters (malloc.h) and the largest mmap threshold it accepts on a 64-bit
+# machine (DEFAULT_MMAP_THRESHOLD_MAX, 4 MiB * sizeof(long)).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD_MAX = 4 * 1024 * 1024 * ctypes.sizeof(ctypes.c_long)
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc's ``malloc`` keep freed memory for reuse instead of handing it back to the OS.
+
+    By default glibc serves an allocation above its mmap threshold (128 KiB at first) with a
+    fresh ``mmap`` and returns it with ``munmap`` when it is freed, and trims the top of its
+    heap when more than the trim threshold is free. A training loop that allocates and frees
+    the same megabyte-sized tensors at every step then pays a page fault and a kernel
+    zero-fill for every page of every one of them: training chapter 9's 30 side-by-side GATs
+    for 160 epochs took about 160,000 minor page faults and 2.35 s here, 3,500 faults and 2.1 s
+    with freed memory kept. Raising the
+    mmap threshold to its maximum (32 MiB on a 64-bit machine) and the trim threshold out of
+    reach keeps freed blocks in the heap, at the cost of a process that does not shrink back.
+    Only the placement of memory changes, not any arithmetic. (PyTorch's CPU tuning guide
+    suggests jemalloc or tcmalloc for the same reason; this needs no extra library.)
+
+    Returns
+    -------
+    bool
+        Whether both settings took effect: false on a system without glibc (macOS, Windows,
+        musl), where nothing is changed.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return (mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX) == 1
+            and mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1)
+
+
 def setup(seed: int = 0) -> np.random.Generator:
     """Make a notebook or test reproducible and return a seeded NumPy generator.
 
     Seeds Python's ``random``, NumPy's legacy global state and torch; limits torch and
     NumPy's BLAS to one thread each (on a shared 2-core machine, spinning BLAS threads made an
     eigendecomposition about 20 times slower, and one thread keeps sums in a fixed order);
-    turns on deterministic algorithms; silences the warnings in
+    turns on deterministic algorithms; keeps freed memory for reuse (:func:`keep_freed_memory`,
+    a speed setting that changes no result); silences the warnings in
     :data:`~dlnotes.reproducibility.NOISY_WARNINGS`; applies the book's figure style.
 
     Parameters
@@ -70,6 +111,7 @@ def setup(seed: int = 0) -> np.random.Generator:
     else:
         set_flag(True)
     threadpool_limits(limits=1, user_api="blas")
+    keep_freed_memory()
     for category, message in NOISY_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)
     logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
