@@ -7,6 +7,9 @@ others keep the times of their last run. With ``--repeat N`` every notebook runs
 in a fresh kernel: the first run's outputs are written back, every other run must reproduce
 their text exactly (the script stops otherwise), and the report gives the median time and the
 range, since the wall time of one run on a shared virtual machine varies by 20 % or more.
+Right before every run it also times a calibration notebook (a fresh kernel making the imports
+every chapter makes), and each row of the report gives the median of those, so that a
+chapter's time can be read against how fast the machine was at that moment.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "appendix" / "execution_report.md"
 ROW = re.compile(r"^\| \[([\w.-]+\.ipynb)\]\([^)]*\) \| ([\d.]+) \| ([\d.]+)–([\d.]+) \| "
-                 r"([\d.]+) \|$", re.M)
+                 r"([\d.]+) \| ([\d.]+) \|$", re.M)
 #: The calibration: a kernel's start and the imports every chapter makes, timed in the same run
 #: as the chapters, shows how fast the machine was at the time.
 CALIBRATION = ("import matplotlib.pyplot as plt\nimport numpy as np\nimport sympy as sp\n"
@@ -91,16 +94,17 @@ def execute(path: Path | nbformat.NotebookNode, timeout: int, write: bool = True
     return (done[-1] - start if done else elapsed), elapsed, nb
 
 
-Times = tuple[float, float, float, float]  # median to the last output, its range, median to exit
+#: Median to the last output, its range, median to the kernel's exit, median calibration.
+Times = tuple[float, float, float, float, float]
 
 
-def calibrate(timeout: int, repeat: int) -> float:
-    """Median wall time of the calibration notebook (kernel start and the common imports)."""
+def calibrate(timeout: int) -> float:
+    """Wall time of one run of the calibration notebook (kernel start and the common imports)."""
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(CALIBRATION)])
-    return statistics.median(execute(nb, timeout, write=False)[0] for _ in range(repeat))
+    return execute(nb, timeout, write=False)[0]
 
 
-def write_report(times: dict[str, Times], repeat: int, calibration: float) -> None:
+def write_report(times: dict[str, Times], repeat: int) -> None:
     """Write the execution report page from measured times (never typed by hand)."""
     cpu = platform.processor() or platform.machine()
     runs = ("Each notebook runs in a fresh kernel (its last run)." if repeat == 1 else
@@ -125,20 +129,23 @@ def write_report(times: dict[str, Times], repeat: int, calibration: float) -> No
         "adds the kernel's exit, the interpreter's teardown after the last cell.",
         "",
         "The speed of a shared virtual machine can drift by 20 % or more within an hour, so "
-        "each run also times a calibration: a fresh kernel that makes the imports "
-        "every chapter makes (torch, NumPy, SymPy, Matplotlib, `dlnotes.setup`), the median of "
-        f"{repeat} run(s). It took {calibration:.1f} s in the last run.",
+        "right before every run of a notebook the script also times a calibration: a fresh "
+        "kernel that makes the imports every chapter makes (torch, NumPy, SymPy, Matplotlib, "
+        "`dlnotes.setup`). The last column is the median of those, the speed of the machine "
+        "while that notebook ran: a chapter that took longer next to a slower calibration "
+        "met a slower machine, not slower code.",
         "",
         "| notebook | seconds to the last output | range over the runs | "
-        "seconds to the kernel's exit |",
-        "| --- | ---: | ---: | ---: |",
+        "seconds to the kernel's exit | calibration, s |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
-    for name, (ran, low, high, total) in sorted(times.items()):
+    for name, (ran, low, high, total, calibration) in sorted(times.items()):
         page = name.removesuffix(".ipynb")
         lines.append(f"| [{name}](../chapters/{page}.ipynb) | {ran:.1f} | {low:.1f}–{high:.1f} "
-                     f"| {total:.1f} |")
+                     f"| {total:.1f} | {calibration:.1f} |")
     ran, total = (sum(t[i] for t in times.values()) for i in (0, 3))
-    lines += [f"| **total** | **{ran:.1f}** | | **{total:.1f}** |", "", "## Package versions", "",
+    lines += [f"| **total** | **{ran:.1f}** | | **{total:.1f}** | |", "",
+              "## Package versions", "",
               "| package | version |", "| --- | --- |"]
     for pkg in PACKAGES:
         try:
@@ -149,17 +156,20 @@ def write_report(times: dict[str, Times], repeat: int, calibration: float) -> No
 
 
 def run_repeatedly(path: Path, timeout: int, repeat: int) -> Times:
-    """Execute ``path`` ``repeat`` times; write back the first run; the median times."""
+    """Execute ``path`` ``repeat`` times, each right after a calibration run; write back the
+    first run; the median times."""
+    calibrations = [calibrate(timeout)]
     ran, total, first = execute(path, timeout)
     runs = [(ran, total)]
     for _ in range(repeat - 1):
+        calibrations.append(calibrate(timeout))
         again = execute(path, timeout, write=False)
         if text_outputs(again[2]) != text_outputs(first):
             raise SystemExit(f"{path}: a second run printed other text than the first")
         runs.append(again[:2])
     to_output = [r[0] for r in runs]
     return (statistics.median(to_output), min(to_output), max(to_output),
-            statistics.median(r[1] for r in runs))
+            statistics.median(r[1] for r in runs), statistics.median(calibrations))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,20 +184,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     times: dict[str, Times] = {}
-    calibration = calibrate(args.timeout, args.repeat)
-    print(f"calibration (kernel start and the common imports): {calibration:.1f} s", flush=True)
     for path in args.notebooks:
         times[path.name] = run_repeatedly(path, args.timeout, args.repeat)
-        ran, low, high, total = times[path.name]
+        ran, low, high, total, calibration = times[path.name]
         print(f"{path}: {ran:.1f} s to the last output ({low:.1f}-{high:.1f}), {total:.1f} s "
-              "to the kernel's exit", flush=True)
+              f"to the kernel's exit; calibration {calibration:.1f} s", flush=True)
     if not args.no_report:
         # A partial run replaces the rows of the notebooks it ran and keeps the others.
         previous = {name: tuple(float(v) for v in values) for name, *values in ROW.findall(
             REPORT.read_text(encoding="utf-8"))} if REPORT.exists() else {}
         chapters = {p.name for p in (ROOT / "chapters").glob("*.ipynb")}
         write_report({name: t for name, t in (previous | times).items() if name in chapters},
-                     args.repeat, calibration)
+                     args.repeat)
         print(f"wrote {REPORT.relative_to(ROOT)}")
     return 0
 
