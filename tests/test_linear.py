@@ -5,8 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.linear_model import Ridge
+from sklearn.preprocessing import PolynomialFeatures
 
-from dlnotes.linear import ridge_solution
+from dlnotes.linear import polynomial_features, ridge_solution
 
 
 def regression_data(n=50, d=4, seed=0):
@@ -55,4 +56,29 @@ def test_ridge_shrinks_the_coefficients_monotonically_in_lambda(lam, factor, see
 )
 def test_ridge_solution_rejects_bad_input_naming_the_argument(call, argument):
     with pytest.raises(ValueError, match=argument):
+        call()
+
+
+@pytest.mark.parametrize(("n", "d", "degree"),
+                         [(7, 1, 1), (9, 3, 2), (12, 4, 3), (5, 10, 2), (6, 2, 4)])
+def test_polynomial_features_equal_scikit_learns_bit_for_bit(n, d, degree):
+    X = np.random.default_rng(n * d + degree).normal(size=(n, d))
+    ours = polynomial_features(X, degree)
+    reference = PolynomialFeatures(degree, include_bias=False).fit_transform(X)
+    assert ours.shape == reference.shape and np.array_equal(ours, reference)
+
+
+def test_polynomial_features_are_the_monomials():
+    X = np.array([[2.0, 3.0], [-1.0, 5.0]])
+    expected = [[2, 3, 4, 6, 9, 8, 12, 18, 27], [-1, 5, 1, -5, 25, -1, 5, -25, 125]]
+    assert np.array_equal(polynomial_features(X, 3), np.array(expected, dtype=float))
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: polynomial_features(np.ones(3), 2), "X"),
+    (lambda: polynomial_features(np.ones((2, 2)), 0), "degree"),
+    (lambda: polynomial_features(np.array([[1.0, np.nan]]), 2), "X"),
+])
+def test_polynomial_features_reject_bad_input(call, message):
+    with pytest.raises(ValueError, match=message):
         call()

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from helpers import case_id
 from scipy import stats
 from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
 from torch import nn
 from torch.func import functional_call
 
@@ -39,6 +40,19 @@ def test_digit_pixels_split_like_classification_split_in_units_of_the_pixel_spre
     raw_test = split.X_test.numpy() * scale - (split.X_train.numpy() * scale).min()
     assert np.allclose(raw_test, np.round(raw_test), atol=1e-9)
     assert sorted(np.unique(np.round(raw))) == sorted(np.unique(images))
+
+
+@pytest.mark.parametrize("seed", [0, 4])
+def test_digit_pixels_is_scikit_learns_stratified_split_exactly(seed):
+    images, labels = load_digits(return_X_y=True)
+    X_tr, X_te, y_tr, y_te = train_test_split(images.astype(np.float64), labels, test_size=0.3,
+                                              random_state=seed, stratify=labels)
+    split, scale = digit_pixels(seed=seed)
+    assert scale == X_tr.std()
+    assert np.array_equal(split.X_train.numpy(), (X_tr - X_tr.mean()) / scale)
+    assert np.array_equal(split.X_test.numpy(), (X_te - X_tr.mean()) / scale)
+    assert np.array_equal(split.y_train.numpy(), y_tr)
+    assert np.array_equal(split.y_test.numpy(), y_te)
 
 
 def _draws(B=6, d=4, hidden=5, P=None, seed=0):

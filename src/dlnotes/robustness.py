@@ -18,11 +18,9 @@ from functools import partial
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn import datasets
-from sklearn.model_selection import train_test_split
 from torch import nn
 
-from dlnotes.data import Split
+from dlnotes.data import Split, classification_data, stratified_split
 from dlnotes.validation import (
     as_float_array,
     check_in_range,
@@ -69,10 +67,9 @@ def digit_pixels(test_size: float = 0.3, seed: int = 0) -> tuple[Split, float]:
     """
     check_in_range("test_size", test_size, 0.0, 1.0, low_inclusive=False)
     check_int_at_least("seed", seed, 0)
-    images, labels = datasets.load_digits(return_X_y=True)
-    X_tr, X_te, y_tr, y_te = train_test_split(images.astype(np.float64), labels,
-                                              test_size=test_size, random_state=seed,
-                                              stratify=labels)
+    images, labels = classification_data("digits")  # scikit-learn's, read without importing it
+    train, test = stratified_split(labels, test_size, seed)  # train_test_split's, draw for draw
+    X_tr, X_te, y_tr, y_te = images[train], images[test], labels[train], labels[test]
     mean, scale = X_tr.mean(), X_tr.std()
     as_tensor = partial(torch.as_tensor, dtype=torch.float64)
     return Split(as_tensor((X_tr - mean) / scale), torch.as_tensor(y_tr),
