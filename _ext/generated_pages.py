@@ -165,7 +165,7 @@ def render_api(package: Path = PACKAGE) -> str:
         "## Shared modules",
         "",
         *block(["dlnotes", *(f"dlnotes.{m}" for m in shared)],
-               {"dlnotes.reproducibility": " NOISY_WARNINGS"}),
+               {"dlnotes.reproducibility": " NOISY_WARNINGS, keep_freed_memory"}),
         "",
         "## Chapter modules",
         "",

@@ -72,7 +72,8 @@ def setup(seed: int = 0) -> np.random.Generator:
     Seeds Python's ``random``, NumPy's legacy global state and torch; limits torch and
     NumPy's BLAS to one thread each (on a shared 2-core machine, spinning BLAS threads made an
     eigendecomposition about 20 times slower, and one thread keeps sums in a fixed order);
-    turns on deterministic algorithms; keeps freed memory for reuse (:func:`keep_freed_memory`,
+    turns on deterministic algorithms; keeps freed memory for reuse
+    (:func:`~dlnotes.reproducibility.keep_freed_memory`,
     a speed setting that changes no result); silences the warnings in
     :data:`~dlnotes.reproducibility.NOISY_WARNINGS`; applies the book's figure style.
 
