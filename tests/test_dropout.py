@@ -1,6 +1,7 @@
 """Tests of dlnotes.dropout: inverted dropout, its ridge form, and image augmentation."""
 
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from dlnotes.dropout import (
     ShiftSampler,
     augmented_objective,
     dropout,
+    dropout_generator,
     dropout_mlp,
     dropout_ridge_solution,
     evaluation_callback,
@@ -615,3 +617,42 @@ def test_evaluation_callback_measures_each_set_at_its_own_steps():
     assert torch.isnan(at_6["a"]).all() and not torch.isnan(at_6["b_ce"]).any()
     with pytest.raises(ValueError, match="at has no steps"):
         evaluation_callback({"a": (x, y)}, at={"b": {5}})
+
+
+def test_dropout_generator_gives_this_thread_the_seeded_global_draws_and_leaves_others_alone():
+    x = torch.ones(4, 50, dtype=torch.float64)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        expected = [dropout(x, 0.5), Dropout(0.3)(x)]
+        torch.manual_seed(3)
+        batched = torch.func.vmap(lambda row: dropout(row, 0.5), randomness="different")(x)
+    before = torch.get_rng_state()
+    with dropout_generator(torch.Generator().manual_seed(3)) as generator:
+        got = [dropout(x, 0.5), Dropout(0.3)(x)]
+        seen = {}
+        thread = threading.Thread(target=lambda: seen.update(mask=dropout(x, 0.5)))
+        thread.start()
+        thread.join()
+        with dropout_generator(torch.Generator().manual_seed(9)):  # nested: its own stream
+            inner = dropout(x, 0.5)
+        generator.manual_seed(3)
+        again = torch.func.vmap(lambda row: dropout(row, 0.5), randomness="different")(x)
+    for a, b in zip(got, expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    torch.testing.assert_close(again, batched, rtol=0, atol=0)
+    assert not torch.equal(inner, expected[0])
+    # the other thread drew from the global generator, the only draw from it here
+    assert not torch.equal(torch.get_rng_state(), before)
+    torch.set_rng_state(before)
+    torch.testing.assert_close(seen["mask"], dropout(x, 0.5), rtol=0, atol=0)
+    torch.set_rng_state(before)
+    after_block = dropout(x, 0.5)  # outside the block: the global generator again
+    torch.set_rng_state(before)
+    torch.testing.assert_close(after_block, dropout(x, 0.5), rtol=0, atol=0)
+    own = torch.Generator().manual_seed(1)
+    with dropout_generator(torch.Generator().manual_seed(3)):
+        torch.testing.assert_close(dropout(x, 0.5, generator=own),
+                                   dropout(x, 0.5, generator=torch.Generator().manual_seed(1)),
+                                   rtol=0, atol=0)  # an explicit generator still wins
+    with pytest.raises(ValueError, match="generator"), dropout_generator(3):
+        pass

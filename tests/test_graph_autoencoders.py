@@ -92,6 +92,26 @@ def test_side_by_side_variants_equal_separate_fit_runs_of_the_reference_loss():
             assert torch.allclose(p, q, atol=1e-9)
 
 
+def test_models_trained_in_groups_on_threads_equal_one_side_by_side_run():
+    graphs = [contextual_sbm(5, 3, degree=3.0, homophily=0.8, n_features=6, signal=1.0,
+                             seed=s)[:2] for s in range(len(VARIANTS))]
+    choices = {k: [v[k] for v in VARIANTS] for k in VARIANTS[0]}
+    runs = {}
+    for threads in (1, 3):
+        models = [GraphAutoencoder(6, 8, seed=s).double() for s in range(len(VARIANTS))]
+        history = train_graph_autoencoders(models, [(X, A) for A, X in graphs], epochs=8,
+                                           seeds=[3, 4, 5, 6], lr=0.05, threads=threads,
+                                           **choices)
+        runs[threads] = history, models
+    (one, alone), (three, grouped) = runs[1], runs[3]
+    assert three.loss.shape == (1, 4) and three.step == one.step
+    np.testing.assert_allclose(three.loss, one.loss, rtol=1e-12)
+    for trained, reference in zip(grouped, alone, strict=True):
+        for p, q in zip(trained.parameters(), reference.parameters(), strict=True):
+            torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
+    assert not torch.equal(grouped[0].enc1.weight, grouped[1].enc1.weight)  # really trained
+
+
 def test_re_masking_before_a_linear_decoder_leaves_the_encoder_untrained():
     A, X, _ = contextual_sbm(5, 3, degree=3.0, homophily=0.8, n_features=6, signal=1.0, seed=0)
     model = GraphAutoencoder(6, 8, seed=1).double()
@@ -123,7 +143,10 @@ def test_probe_with_validation_scores_the_test_nodes_with_the_best_validation_pe
     ({"lr": -1.0}, "lr"),
     ({"decoder": "transformer"}, "decoder"),
     ({"loss": ["sce", "mse"]}, "loss"),
-], ids=["mask-rate-one", "no-epochs", "gamma-zero", "negative-lr", "decoder", "loss-count"])
+    ({"threads": 0}, "threads"),
+    ({"threads": 2}, "threads"),
+], ids=["mask-rate-one", "no-epochs", "gamma-zero", "negative-lr", "decoder", "loss-count",
+        "no-threads", "threads-over-models"])
 def test_train_graph_autoencoders_rejects_bad_arguments(kwargs, message):
     A, X, _ = contextual_sbm(5, 2, degree=2.0, homophily=0.8, n_features=3, signal=1.0, seed=0)
     args = {"epochs": 2, "seeds": [0]} | kwargs

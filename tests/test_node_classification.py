@@ -2,6 +2,8 @@
 tested against per-edge loops), the graph Transformer against PyTorch's encoder layer, and
 side-by-side training against separate fit runs."""
 
+from functools import partial
+
 import numpy as np
 import pytest
 import torch
@@ -19,7 +21,7 @@ from dlnotes.node_classification import (
     graph_operator,
     train_node_tasks,
 )
-from dlnotes.training import History, fit
+from dlnotes.training import History, fit, fit_replicas, run_in_threads
 
 f64 = torch.float64
 
@@ -131,6 +133,50 @@ def test_side_by_side_training_equals_separate_fit_runs(kind):
         r = list(tasks).index(task)
         assert history["all"][-1, r] == pytest.approx(acc)
         assert history["all loss"][-1, r] == pytest.approx(loss, rel=1e-9)
+
+
+def dropout_runs(seed):
+    graphs = [small_graph(s) for s in (0, 1)]
+    tasks = [GraphTask(GraphClassifier("gat", 5, 4, 3, heads=2, dropout=0.4, seed=s).double(),
+                       {"train": (X, A)}) for s, (A, X, _) in enumerate(graphs)]
+    y = torch.stack([g[2] for g in graphs])
+    train = torch.zeros_like(y, dtype=torch.bool)
+    train[:, ::3] = True
+    return tasks, y, train
+
+
+def test_dropout_masks_are_those_of_the_seeded_global_generator_which_stays_untouched():
+    tasks, y, train = dropout_runs(0)
+    before = torch.get_rng_state()
+    history = train_node_tasks(tasks, y, train, epochs=6, lr=0.05, record_every=3, seed=7)
+    assert torch.equal(torch.get_rng_state(), before)
+    reference, *_ = dropout_runs(0)
+    with torch.random.fork_rng(devices=[]):  # the masks drawn from the seeded global generator
+        torch.manual_seed(7)
+        expected = fit_replicas(reference, weighted_cross_entropy, (y, train.double()),
+                                per_replica=(True, True), generators=[torch.Generator()] * 2,
+                                epochs=6, optimizer="adam", lr=0.05, weight_decay=5e-4,
+                                record_every=3, randomness="different")
+    np.testing.assert_array_equal(history.loss, expected.loss)
+    other, *_ = dropout_runs(0)
+    assert not np.array_equal(train_node_tasks(other, y, train, epochs=6, lr=0.05,
+                                               record_every=3, seed=8).loss, history.loss)
+
+
+def test_runs_with_dropout_on_two_threads_equal_the_same_runs_one_after_the_other():
+    def runs():
+        calls = {}
+        for seed in range(3):
+            tasks, y, train = dropout_runs(seed)
+            calls[seed] = partial(train_node_tasks, tasks, y, train, epochs=30, lr=0.05,
+                                  record_every=10, seed=seed)
+        return calls
+
+    alone = {seed: call() for seed, call in runs().items()}
+    threaded = run_in_threads(runs(), threads=2)
+    assert list(threaded) == [0, 1, 2]
+    for seed, history in alone.items():
+        np.testing.assert_array_equal(threaded[seed].loss, history.loss)
 
 
 def test_at_best_validation_reads_each_replica_at_its_best_record():

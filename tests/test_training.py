@@ -1,11 +1,14 @@
 """dlnotes.training: MLPs, mini-batches, the training loop and its objective hook."""
 
+from functools import partial
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from dlnotes.training import (
+    History,
     accuracy,
     first_epoch_reaching,
     fit,
@@ -14,6 +17,7 @@ from dlnotes.training import (
     mlp,
     permute_hidden_units,
     relu_activity,
+    run_in_threads,
     train_classifier,
 )
 
@@ -309,3 +313,63 @@ def test_fit_replicas_rejects_tied_parameters():
     with pytest.raises(ValueError, match="tied"):
         fit_replicas([net, net], lambda m, x: m(x).sum(), (torch.ones(2, 3),),
                      generators=[torch.Generator(), torch.Generator()], steps=1)
+
+
+def test_run_in_threads_returns_each_call_s_result_by_key_in_order():
+    X = torch.randn(64, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    y = (X[:, 0] > 0).long()
+
+    def run(seed, model):  # the model is built first: mlp(seed=...) seeds the global generator
+        history = fit(model, lambda m, a, b: F.cross_entropy(m(a), b), (X, y), epochs=3,
+                      batch_size=16, lr=0.1, generator=torch.Generator().manual_seed(seed))
+        return history.loss
+
+    alone = {seed: run(seed, mlp([3, 8, 2], seed=seed).double()) for seed in (4, 2, 7)}
+    threaded = run_in_threads({seed: partial(run, seed, mlp([3, 8, 2], seed=seed).double())
+                               for seed in (4, 2, 7)}, threads=2)
+    assert list(threaded) == [4, 2, 7]
+    for seed, loss in alone.items():
+        np.testing.assert_array_equal(threaded[seed], loss)
+
+
+def test_run_in_threads_refuses_draws_from_a_global_generator_and_passes_errors_on():
+    with pytest.raises(RuntimeError, match="global"):
+        run_in_threads({"a": lambda: torch.rand(3), "b": lambda: 1})
+    with pytest.raises(RuntimeError, match="global"):
+        run_in_threads({"a": lambda: np.random.rand(3)})  # noqa: NPY002
+    assert run_in_threads({"a": lambda: torch.rand(3, generator=torch.Generator())},
+                          threads=1)["a"].shape == (3,)
+
+    def fails():
+        raise KeyError("inside the call")
+
+    with pytest.raises(KeyError, match="inside the call"):
+        run_in_threads({"a": fails, "b": lambda: 2})
+
+
+@pytest.mark.parametrize(("calls", "threads", "message"), [
+    ({}, 2, "calls"), ([lambda: 1], 2, "calls"), ({"a": 3}, 2, "callable"),
+    ({"a": lambda: 1}, 0, "threads"),
+], ids=["empty", "not-a-mapping", "not-callable", "no-threads"])
+def test_run_in_threads_rejects_bad_arguments(calls, threads, message):
+    with pytest.raises(ValueError, match=message):
+        run_in_threads(calls, threads=threads)
+
+
+def test_histories_side_by_side_join_the_replica_columns_of_each_record():
+    parts = []
+    for columns in ([1.0, 2.0], [3.0]):
+        part = History()
+        part.record(5, {"loss": np.array(columns), "acc": np.array(columns) / 10})
+        part.record(10, {"loss": np.array(columns) + 1, "acc": np.array(columns)})
+        parts.append(part)
+    joined = History.side_by_side(parts)
+    assert joined.step == [5, 10]
+    np.testing.assert_array_equal(joined.loss, [[1, 2, 3], [2, 3, 4]])
+    np.testing.assert_array_equal(joined["acc"], [[0.1, 0.2, 0.3], [1, 2, 3]])
+    late = History()
+    late.record(6, {"loss": np.array([0.0]), "acc": np.array([0.0])})
+    with pytest.raises(ValueError, match="same steps"):
+        History.side_by_side([parts[0], late])
+    with pytest.raises(ValueError, match="parts"):
+        History.side_by_side([])

@@ -2,7 +2,8 @@ r"""Dropout and data augmentation. Used in chapter 4, "Dropout and data augmenta
 
 * **Dropout.** :func:`dropout` is inverted dropout: every entry is kept with probability
   :math:`1-p` and divided by :math:`1-p`, so its expectation is unchanged and nothing needs
-  rescaling at test time. :class:`Dropout` is the layer (with its own generator) and
+  rescaling at test time. :class:`Dropout` is the layer (with its own generator),
+  :func:`dropout_generator` gives the masks drawn on one thread their own generator, and
   :func:`dropout_mlp` a :func:`dlnotes.training.mlp` with dropout on the hidden units and,
   optionally, on the inputs. For linear regression with dropout on the inputs the expected
   loss is a ridge penalty weighted by each feature's sum of squares (Wager et al., 2013):
@@ -28,7 +29,9 @@ r"""Dropout and data augmentation. Used in chapter 4, "Dropout and data augmenta
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Mapping, Sequence
+import threading
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -59,6 +62,7 @@ from dlnotes.validation import (
 __all__ = [
     "dropout",
     "Dropout",
+    "dropout_generator",
     "dropout_mlp",
     "MaskedMLP",
     "idle_unit_share",
@@ -111,7 +115,8 @@ def dropout(
     training
         If false, ``x`` itself is returned (inverted dropout needs no test-time scaling).
     generator
-        Optional ``torch.Generator`` for the mask; the global one otherwise.
+        Optional ``torch.Generator`` for the mask; otherwise the one set for this thread by
+        :func:`dropout_generator`, or else the global one.
 
     Returns
     -------
@@ -130,8 +135,42 @@ def dropout(
         return x
     if p == 1:
         return torch.zeros_like(x)
+    if generator is None:
+        generator = getattr(_THREAD, "generator", None)
     keep = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device) < 1 - p
     return x * keep / (1 - p)
+
+
+_THREAD = threading.local()  # the masks' generator set by dropout_generator, per thread
+
+
+@contextmanager
+def dropout_generator(generator: torch.Generator) -> Iterator[torch.Generator]:
+    """Within the block, the masks of :func:`dropout` calls made on this thread without a
+    generator of their own (and of :class:`Dropout` layers without one) come from ``generator``
+    instead of the global torch generator.
+
+    The draws are those the global generator would make after
+    ``torch.manual_seed(generator.initial_seed())`` (also under :func:`torch.func.vmap` with
+    ``randomness="different"``), but the global state is neither read nor changed. Runs on
+    different threads therefore each draw from their own stream, and their results do not
+    depend on how the threads interleave (:func:`dlnotes.training.run_in_threads`). Other
+    threads are not affected; on leaving the block the previous setting of this thread is
+    restored, so blocks nest.
+
+    Raises
+    ------
+    ValueError
+        If ``generator`` is not a ``torch.Generator``.
+    """
+    if not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    previous = getattr(_THREAD, "generator", None)
+    _THREAD.generator = generator
+    try:
+        yield generator
+    finally:
+        _THREAD.generator = previous
 
 
 class Dropout(nn.Dropout):
@@ -149,7 +188,8 @@ class Dropout(nn.Dropout):
         Drop probability in ``[0, 1]``.
     generator
         Optional ``torch.Generator`` the masks are drawn from (shared between layers if the
-        same generator is passed to several); the global one otherwise.
+        same generator is passed to several); otherwise the one set for the calling thread
+        by :func:`dropout_generator`, or else the global one.
 
     Raises
     ------

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dlnotes.dropout import dropout as inverted_dropout
+from dlnotes.dropout import dropout_generator
 from dlnotes.graphs import GCNLayer, normalized_adjacency
 from dlnotes.training import History, fit_replicas
 from dlnotes.transformer import EncoderLayer
@@ -407,14 +408,15 @@ def train_node_tasks(
     Replica :math:`r` minimises the cross-entropy of its ``"train"`` graph on the nodes where
     ``train_mask[r]`` is True (transductive: the whole graph is seen, only those labels are
     used). Without dropout each replica follows its own :func:`dlnotes.training.fit` run
-    (tested); dropout draws independent masks per replica from the global torch generator,
-    seeded with ``seed`` for the call (and restored after it). Every ``record_every`` epochs (and
-    after the last) the models are evaluated in eval mode (no dropout) and, for every entry
+    (tested); dropout draws independent masks per replica from a generator seeded with ``seed``
+    (:func:`dlnotes.dropout.dropout_generator`: the masks the global generator would draw after
+    ``torch.manual_seed(seed)``, while the global state is left alone), so runs can train on two
+    threads at once (:func:`dlnotes.training.run_in_threads`). Every ``record_every`` epochs
+    (and after the last) the models are evaluated in eval mode (no dropout) and, for every entry
     ``key: (graph name, labels, mask)`` of ``scored``, the accuracy on that graph's nodes where
     ``mask[r]`` is True (against ``labels[r]``) is recorded as ``history[key]`` and their mean
-    cross-entropy as ``history[key + " loss"]``; with
-    ``energy=True`` also the relative Dirichlet energy of the hidden states on the training
-    graph (``history["energy"]``).
+    cross-entropy as ``history[key + " loss"]``; with ``energy=True`` also the relative
+    Dirichlet energy of the hidden states on the training graph (``history["energy"]``).
 
     Parameters
     ----------
@@ -470,8 +472,7 @@ def train_node_tasks(
             values["energy"] = model_fn("train", "energy")
         return values
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with dropout_generator(torch.Generator().manual_seed(seed)):
         return fit_replicas(tasks, _weighted_cross_entropy, (labels, weight),
                             per_replica=(True, True),
                             generators=[torch.Generator() for _ in tasks], epochs=epochs,

@@ -1,11 +1,14 @@
 """The package's one training loop (:func:`fit`), seeds trained side by side
-(:func:`fit_replicas`), and small building blocks (MLPs, mini-batches, accuracy)."""
+(:func:`fit_replicas`), independent runs on two threads at once (:func:`run_in_threads`), and
+small building blocks (MLPs, mini-batches, accuracy)."""
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -25,7 +28,7 @@ from dlnotes.validation import (
 )
 from dlnotes.validation import per_replica as one_per_replica
 
-__all__ = ["fit", "fit_replicas", "History", "mlp", "minibatches", "accuracy",
+__all__ = ["fit", "fit_replicas", "run_in_threads", "History", "mlp", "minibatches", "accuracy",
            "loss_objective", "train_classifier", "first_epoch_reaching", "relu_activity",
            "permute_hidden_units", "Objective"]
 
@@ -152,6 +155,31 @@ class History:
     def loss(self) -> np.ndarray:
         """``history["loss"]``."""
         return self["loss"]
+
+    @classmethod
+    def side_by_side(cls, parts: Sequence[History]) -> History:
+        """One history of :func:`fit_replicas` runs taken at the same steps: every record's
+        replica columns of ``parts`` placed side by side, in order (``(records, R_1 + R_2 +
+        …)``).
+
+        Raises
+        ------
+        ValueError
+            If ``parts`` is empty or the runs differ in their steps or metrics.
+        """
+        if not parts:
+            raise ValueError("parts must hold at least one history")
+        joined = cls()
+        for part in parts:
+            if part.step != parts[0].step or part.keys() != parts[0].keys():
+                raise ValueError("the histories must have the same steps and metrics, got "
+                                 f"{parts[0].step} {parts[0].keys()} and {part.step} "
+                                 f"{part.keys()}")
+        for r, step in enumerate(parts[0].step):
+            joined.record(step, {name: np.concatenate([np.atleast_1d(part._values[name][r])
+                                                       for part in parts])
+                                 for name in parts[0].keys()})
+        return joined
 
 
 def _batches(n: int, batch_size: int | None, generator: torch.Generator) -> Iterator[
@@ -552,6 +580,68 @@ def fit_replicas(
             total_loss, count = torch.zeros(R, dtype=torch.float64), 0
     _write_back(models, params, buffers)
     return history
+
+
+K = TypeVar("K", bound=Hashable)
+T = TypeVar("T")
+
+
+def run_in_threads(calls: Mapping[K, Callable[[], T]], *, threads: int = 2) -> dict[K, T]:
+    r"""Run independent calls (such as :func:`fit_replicas` runs) up to ``threads`` at a time,
+    each on its own thread; their results by key, in the order of ``calls``.
+
+    PyTorch releases Python's global interpreter lock inside its kernels, so two training runs
+    on two threads use two CPU cores: each operation still runs on one thread (the limit
+    :func:`dlnotes.setup` sets), only independent runs overlap. The arithmetic of each run is
+    unchanged, so its results are those of the same call made alone, provided that every call
+    draws its random numbers from its own generators (``torch.Generator`` objects; dropout masks
+    from :func:`dlnotes.dropout.dropout_generator`, as
+    :func:`dlnotes.node_classification.train_node_tasks` does) and seeds nothing global. A call
+    that draws from the global torch or NumPy generator would make the results depend on how the
+    threads interleave; the state of both is compared before and after, and such a draw raises
+    an error. (Code that saves, seeds and restores the global generator leaves no trace and must
+    not run inside the calls: build the models first.) On one core nothing is gained.
+
+    Parameters
+    ----------
+    calls
+        Key → a function of no arguments (e.g. a :func:`functools.partial` of a training
+        function).
+    threads
+        How many calls run at the same time, an integer ≥ 1.
+
+    Returns
+    -------
+    dict
+        Key → the call's result.
+
+    Raises
+    ------
+    ValueError
+        If ``calls`` is empty or holds something that is not callable, or ``threads`` < 1.
+    RuntimeError
+        If the calls drew from the global torch or NumPy generator. An exception raised by a
+        call is re-raised.
+    """
+    check_int_at_least("threads", threads, 1)
+    if not isinstance(calls, Mapping) or not calls:
+        raise ValueError("calls must be a non-empty mapping of key to function")
+    for key, call in calls.items():
+        if not callable(call):
+            raise ValueError(f"calls[{key!r}] must be callable, got {type(call).__name__}")
+    # the legacy global NumPy generator is read, never drawn from, here
+    torch_state, numpy_state = torch.get_rng_state(), np.random.get_state()  # noqa: NPY002
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        futures = {key: pool.submit(call) for key, call in calls.items()}
+        results = {key: future.result() for key, future in futures.items()}
+    after = np.random.get_state()  # noqa: NPY002
+    if not torch.equal(torch.get_rng_state(), torch_state) or not (
+            np.array_equal(after[1], numpy_state[1]) and after[2:] == numpy_state[2:]):
+        raise RuntimeError("a call drew from the global torch or NumPy generator, so the "
+                           "results could depend on how the threads interleaved; give every "
+                           "call its own generators (dlnotes.dropout.dropout_generator for "
+                           "dropout masks)")
+    return results
 
 
 def _batch_rows(batch, dims) -> int:
