@@ -121,8 +121,9 @@ def write_report(times: dict[str, Times], repeat: int) -> None:
         "",
         f"Run on {dt.date.today().isoformat()}, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPU core(s) ({cpu}), one torch and one BLAS thread per notebook "
-        "(chapter 9 trains its independent side-by-side runs two at a time, and chapter 10 "
-        "three gensim word2vec runs, on two threads at once, each run single-threaded). "
+        "(chapters 8, 9 and 13 train their independent side-by-side runs two at a time, and "
+        "chapter 10 three gensim word2vec runs, on two threads at once, each run "
+        "single-threaded). "
         f"{runs} The first time is the wall time "
         "from starting the kernel to the last cell's output, what a reader who runs the "
         "notebook top to bottom waits for (kernel start and imports included); the last "
