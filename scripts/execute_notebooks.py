@@ -121,7 +121,7 @@ def write_report(times: dict[str, Times], repeat: int) -> None:
         "",
         f"Run on {dt.date.today().isoformat()}, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPU core(s) ({cpu}), one torch and one BLAS thread per notebook "
-        "(chapters 8, 9 and 13 train their independent side-by-side runs two at a time, and "
+        "(chapters 6, 8, 9 and 13 train their independent side-by-side runs two at a time, and "
         "chapter 10 three gensim word2vec runs, on two threads at once, each run "
         "single-threaded). "
         f"{runs} The first time is the wall time "
