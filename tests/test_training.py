@@ -324,6 +324,8 @@ def test_run_in_threads_returns_each_call_s_result_by_key_in_order():
                       batch_size=16, lr=0.1, generator=torch.Generator().manual_seed(seed))
         return history.loss
 
+    # the threads keep the calling thread's limit on torch's threads (dlnotes.setup sets 1)
+    assert run_in_threads({"n": torch.get_num_threads})["n"] == torch.get_num_threads()
     alone = {seed: run(seed, mlp([3, 8, 2], seed=seed).double()) for seed in (4, 2, 7)}
     threaded = run_in_threads({seed: partial(run, seed, mlp([3, 8, 2], seed=seed).double())
                                for seed in (4, 2, 7)}, threads=2)
