@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -582,11 +582,8 @@ def fit_replicas(
     return history
 
 
-K = TypeVar("K", bound=Hashable)
-T = TypeVar("T")
-
-
-def run_in_threads(calls: Mapping[K, Callable[[], T]], *, threads: int = 2) -> dict[K, T]:
+def run_in_threads(calls: Mapping[Any, Callable[[], Any]], *, threads: int = 2
+                   ) -> dict[Any, Any]:
     r"""Run independent calls (such as :func:`fit_replicas` runs) up to ``threads`` at a time,
     each on its own thread; their results by key, in the order of ``calls``.
 
@@ -605,7 +602,7 @@ def run_in_threads(calls: Mapping[K, Callable[[], T]], *, threads: int = 2) -> d
     Parameters
     ----------
     calls
-        Key → a function of no arguments (e.g. a :func:`functools.partial` of a training
+        Key → a function of no arguments (e.g. a ``functools.partial`` of a training
         function).
     threads
         How many calls run at the same time, an integer ≥ 1.
